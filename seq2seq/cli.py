@@ -1,0 +1,224 @@
+"""Command line: ``seq2seq train | evaluate | translate | data download``.
+
+Expected failures print ``error: <one line>`` on stderr and exit with status 2;
+``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import sys
+from pathlib import Path
+
+from seq2seq import __version__
+from seq2seq.errors import UserError
+
+log = logging.getLogger("seq2seq")
+
+
+def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--beam",
+        type=int,
+        default=1,
+        metavar="N",
+        help="beam size (1: greedy search; default 1)",
+    )
+    parser.add_argument(
+        "--alpha",
+        type=float,
+        default=1.0,
+        help="beam search length penalty alpha (default 1.0)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="sentences per batch (default: the run's decode.batch_size)",
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda"],
+        help="where to run (default auto: CUDA when present)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seq2seq",
+        description="GRU encoder + attention decoder machine translation.",
+    )
+    parser.add_argument("--version", action="version", version=f"seq2seq {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show tracebacks for errors"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a model from a YAML config")
+    p.add_argument("config", help="YAML config file")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key.path=value",
+        help="override config keys, e.g. train.lr=3e-4 run_dir=runs/x",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the run directory's latest checkpoint",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("evaluate", help="translate held-out data and print sacreBLEU")
+    p.add_argument("run", help="run directory (its best checkpoint) or checkpoint file")
+    p.add_argument("--src", help="source file (plain or .gz), one sentence a line")
+    p.add_argument("--ref", help="reference file, line-aligned with --src")
+    p.add_argument(
+        "--split",
+        choices=["train", "valid", "test"],
+        help="a split from the run's config (default: test)",
+    )
+    p.add_argument("--output", help="write the translations to this file")
+    _add_decoding_arguments(p)
+
+    p = sub.add_parser("translate", help="translate sentences (arguments or stdin)")
+    p.add_argument("run", help="run directory (its best checkpoint) or checkpoint file")
+    p.add_argument(
+        "sentences",
+        nargs="*",
+        help="sentences to translate; none: read stdin, one per line",
+    )
+    _add_decoding_arguments(p)
+
+    p = sub.add_parser("data", help="dataset tools")
+    data_sub = p.add_subparsers(
+        dest="data_command", required=True, metavar="DATA_COMMAND"
+    )
+    from seq2seq.download import add_download_arguments
+
+    add_download_arguments(data_sub.add_parser("download", help="download a corpus"))
+    return parser
+
+
+def _configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
+def _translator(args: argparse.Namespace):
+    from seq2seq.config import replace
+    from seq2seq.evaluate import Translator, load_model
+    from seq2seq.train import resolve_device
+
+    if args.beam < 1:
+        raise UserError(f"--beam {args.beam}: must be >= 1")
+    device = resolve_device(args.device)
+    model, tokenizer, cfg = load_model(args.run, device)
+    decode = cfg.decode
+    if args.batch_size is not None:
+        if args.batch_size < 1:
+            raise UserError(f"--batch-size {args.batch_size}: must be >= 1")
+        decode = replace(decode, batch_size=args.batch_size)
+    return Translator(
+        model, tokenizer, decode, device, beam_size=args.beam, alpha=args.alpha
+    ), cfg
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from seq2seq.config import load_config, replace
+    from seq2seq.train import train
+
+    cfg = load_config(args.config, args.overrides)
+    # Store an absolute data root so evaluate works from any directory later.
+    cfg = replace(cfg, data=replace(cfg.data, root=str(Path(cfg.data.root).resolve())))
+    state = train(cfg, resume=args.resume, progress=False if args.quiet else None)
+    print(
+        f"done: {state.step} steps, {state.train_seconds / 60:.1f} min; "
+        "best valid BLEU "
+        f"{state.best_bleu:.2f} at step {state.best_step}; checkpoints in "
+        f"{Path(cfg.run_dir) / 'checkpoints'}"
+    )
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from seq2seq.evaluate import evaluate_files, read_eval_data
+
+    translator, cfg = _translator(args)
+    sources, refs = read_eval_data(cfg, args.src, args.ref, args.split)
+    hypotheses, score = evaluate_files(translator, sources, refs)
+    if args.output:
+        try:
+            Path(args.output).write_text(
+                "".join(h + "\n" for h in hypotheses), encoding="utf-8"
+            )
+        except OSError as err:
+            raise UserError(
+                f"--output {args.output}: cannot write ({err.strerror})"
+            ) from None
+    print(score.text)
+    print(score.signature)
+    return 0
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    translator, _ = _translator(args)
+    if args.sentences:
+        for t in translator.translate_lines(args.sentences):
+            print(t.text)
+        return 0
+    # Undecodable bytes become U+FFFD instead of killing the stream.
+    stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
+    for text in translator.stream(stdin, chunk=translator.decode.batch_size * 8):
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from seq2seq.download import run_download
+
+    return run_download(args)
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "translate": cmd_translate,
+    "data": cmd_data,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # Overrides may follow options (`train CFG --resume a.b=1`); argparse leaves
+    # those over.
+    if args.command == "train" and all(
+        "=" in e and not e.startswith("-") for e in extra
+    ):
+        args.overrides += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    _configure_logging()
+    try:
+        return COMMANDS[args.command](args)
+    except UserError as err:
+        if args.debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,418 @@
+"""Typed, frozen configuration: load YAML, apply dotted overrides, validate once.
+
+Every key a YAML file may hold is a field below, with its default and a comment.
+Unknown keys, wrong types, out-of-range values and bad choices are a
+:class:`~seq2seq.errors.UserError` naming the file and the key path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from seq2seq.errors import UserError
+
+ATTENTION_RULES = ("concat", "additive", "dot", "general", "scaled_dot")
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    """One split: two line-aligned files (plain or .gz) or one TSV file."""
+
+    src: str | None = None  # source-language file, one sentence a line
+    tgt: str | None = None  # target-language file, line-aligned with src
+    tsv: str | None = None  # or one file: source<TAB>target[<TAB>ignored...]
+    src_column: int = 0  # TSV column of the source sentence
+    tgt_column: int = 1  # TSV column of the target sentence
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the corpora are and which pairs are kept."""
+
+    train: CorpusConfig = field(default_factory=CorpusConfig)
+    valid: CorpusConfig = field(default_factory=CorpusConfig)
+    test: CorpusConfig | None = None
+    root: str = "."  # relative corpus paths are read from here (itself from cwd)
+    src_lang: str = "src"  # language codes, for messages and file names only
+    tgt_lang: str = "tgt"
+    max_src_len: int = 64  # subword tokens incl. EOS; longer training pairs dropped
+    max_tgt_len: int = 80  # subword tokens incl. EOS; longer training pairs dropped
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    """sentencepiece: trained on the training data unless a model is named."""
+
+    joint: bool = True  # one model for both languages, or one per language
+    vocab_size: int = 8000  # per model; a small corpus may yield fewer pieces
+    model_type: Literal["unigram", "bpe", "char", "word"] = "unigram"
+    character_coverage: float = 1.0
+    model: str | None = None  # existing joint .model file (joint: true)
+    src_model: str | None = None  # existing per-language .model files (joint: false)
+    tgt_model: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """GRU encoder and attention decoder sizes."""
+
+    attention: Literal["concat", "additive", "dot", "general", "scaled_dot"] = (
+        "additive"
+    )
+    embed_size: int = 256
+    encoder_hidden_size: int = 256  # per direction
+    encoder_layers: int = 1
+    bidirectional: bool = True
+    decoder_hidden_size: int = 512
+    decoder_layers: int = 1
+    dropout: float = 0.2  # on embeddings, between GRU layers, before the output layer
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and the training loop's schedule."""
+
+    optimizer: Literal["adam"] = "adam"
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    batch_size: int = 64  # sentences per batch (used when batch_tokens is null)
+    batch_tokens: int | None = None  # target tokens per batch; overrides batch_size
+    epochs: int = 10
+    max_steps: int | None = None  # stop after this many updates
+    max_minutes: float | None = None  # stop after this much training wall-clock
+    clip_grad_norm: float | None = 1.0
+    teacher_forcing: float = 1.0  # probability of feeding the gold previous token
+    label_smoothing: float = 0.0
+    valid_every: int = 0  # updates between validations; 0: at each epoch's end
+    checkpoint_every: int = 0  # updates between checkpoints; 0: at each validation
+    log_every: int = 50  # updates between TensorBoard train scalars
+    valid_max_sentences: int | None = None  # validate on the first N valid pairs
+    amp: Literal["auto", "none", "bf16", "fp16"] = "none"  # mixed precision
+    num_threads: int | None = None  # torch CPU threads; null: torch's default
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """Translation settings used by validation, evaluate and translate."""
+
+    batch_size: int = 64  # sentences per decoding batch
+    max_len_a: float = 1.5  # output length limit: a * source length + b
+    max_len_b: int = 10
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole run: data, tokenizer, model, training and decoding."""
+
+    run_dir: str = "runs/default"
+    seed: int = 1234
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+
+# ---------------------------------------------------------------- conversion
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "null"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    if origin is tuple:
+        return f"a list of {len(typing.get_args(tp))} numbers"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; return the typed value."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(tp):
+            return None
+        for arg in typing.get_args(tp):
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, where)
+            except UserError:
+                pass
+        raise UserError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            hint = _did_you_mean(str(value), [str(c) for c in choices])
+            raise UserError(
+                f"{where}: {value!r} is not one of {', '.join(map(repr, choices))}"
+                + hint
+            )
+        return value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise UserError(f"{where}: expected a mapping, got {value!r}")
+        return _build(tp, value, where)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise UserError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+        return tuple(
+            _convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args))
+        )
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise UserError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+
+
+def _did_you_mean(key: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(key, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _build(cls: type, data: dict, where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in names:
+            raise UserError(
+                f"{path}: unknown key{_did_you_mean(str(key), names)}; "
+                f"valid keys here: {', '.join(names)}"
+            )
+        kwargs[key] = _convert(value, hints[key], path)
+    return cls(**kwargs)
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _check(ok: bool, where: str, message: str) -> None:
+    if not ok:
+        raise UserError(f"{where}: {message}")
+
+
+def validate(cfg: Config) -> None:
+    """Range and consistency checks that types alone cannot express."""
+    m, t, d, tok = cfg.model, cfg.train, cfg.data, cfg.tokenizer
+    for name in ("embed_size", "encoder_hidden_size", "decoder_hidden_size"):
+        _check(getattr(m, name) > 0, f"model.{name}", "must be > 0")
+    for name in ("encoder_layers", "decoder_layers"):
+        _check(getattr(m, name) >= 1, f"model.{name}", "must be >= 1")
+    if m.attention in ("dot", "scaled_dot"):
+        context = m.encoder_hidden_size * (2 if m.bidirectional else 1)
+        _check(
+            m.decoder_hidden_size == context,
+            "model.attention",
+            f"{m.attention} compares decoder states with encoder outputs, so "
+            f"model.decoder_hidden_size ({m.decoder_hidden_size}) must equal the "
+            f"encoder output size ({context}); use additive or general otherwise",
+        )
+    _check(0.0 <= m.dropout < 1.0, "model.dropout", f"{m.dropout} not in [0, 1)")
+    _check(t.lr > 0, "train.lr", f"{t.lr} must be > 0")
+    _check(t.batch_size >= 1, "train.batch_size", "must be >= 1")
+    if t.batch_tokens is not None:
+        _check(t.batch_tokens >= 1, "train.batch_tokens", "must be >= 1")
+    _check(t.epochs >= 1, "train.epochs", "must be >= 1")
+    if t.max_steps is not None:
+        _check(t.max_steps >= 1, "train.max_steps", "must be >= 1")
+    if t.max_minutes is not None:
+        _check(t.max_minutes > 0, "train.max_minutes", "must be > 0")
+    if t.clip_grad_norm is not None:
+        _check(t.clip_grad_norm > 0, "train.clip_grad_norm", "must be > 0 or null")
+    _check(
+        0.0 <= t.teacher_forcing <= 1.0,
+        "train.teacher_forcing",
+        f"{t.teacher_forcing} not in [0, 1]",
+    )
+    _check(
+        0.0 <= t.label_smoothing < 1.0,
+        "train.label_smoothing",
+        f"{t.label_smoothing} not in [0, 1)",
+    )
+    for name in ("valid_every", "checkpoint_every"):
+        _check(getattr(t, name) >= 0, f"train.{name}", "must be >= 0")
+    _check(t.log_every >= 1, "train.log_every", "must be >= 1")
+    _check(d.max_src_len >= 2, "data.max_src_len", "must be >= 2")
+    _check(d.max_tgt_len >= 2, "data.max_tgt_len", "must be >= 2")
+    _check(tok.vocab_size >= 8, "tokenizer.vocab_size", "must be >= 8")
+    _check(
+        0.0 < tok.character_coverage <= 1.0,
+        "tokenizer.character_coverage",
+        "must be in (0, 1]",
+    )
+    if tok.joint:
+        _check(
+            tok.src_model is None and tok.tgt_model is None,
+            "tokenizer.src_model",
+            "per-language models need joint: false (or give tokenizer.model)",
+        )
+    else:
+        _check(
+            tok.model is None,
+            "tokenizer.model",
+            "a joint model needs joint: true (or give src_model and tgt_model)",
+        )
+        _check(
+            (tok.src_model is None) == (tok.tgt_model is None),
+            "tokenizer.src_model",
+            "give both src_model and tgt_model, or neither",
+        )
+    for split in ("train", "valid", "test"):
+        corpus = getattr(d, split)
+        if corpus is None:
+            continue
+        where = f"data.{split}"
+        has_pair = corpus.src is not None or corpus.tgt is not None
+        _check(
+            not (corpus.tsv is not None and has_pair),
+            where,
+            "give either tsv, or src and tgt, not both",
+        )
+        if corpus.tsv is None:
+            _check(
+                corpus.src is not None and corpus.tgt is not None,
+                where,
+                "give both src and tgt files (or one tsv)",
+            )
+        _check(
+            corpus.src_column != corpus.tgt_column
+            and min(corpus.src_column, corpus.tgt_column) >= 0,
+            f"{where}.tgt_column",
+            "src_column and tgt_column must be different and >= 0",
+        )
+    _check(cfg.decode.batch_size >= 1, "decode.batch_size", "must be >= 1")
+    _check(cfg.decode.max_len_a >= 0, "decode.max_len_a", "must be >= 0")
+    _check(cfg.decode.max_len_b >= 1, "decode.max_len_b", "must be >= 1")
+
+
+# ---------------------------------------------------------------- loading
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.lr=3e-4"`` -> ``(["train", "lr"], 0.0003)`` (value parsed as YAML)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f"override {text!r}: expected key.path=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Return a copy of ``data`` with each ``key.path=value`` set."""
+    result = _deep_copy(data)
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = result
+        for key in keys[:-1]:
+            child = node.get(key)
+            if child is None:
+                child = node[key] = {}
+            if not isinstance(child, dict):
+                raise UserError(f"override {text!r}: {key} is not a mapping")
+            node = child
+        node[keys[-1]] = value
+    return result
+
+
+def _deep_copy(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _deep_copy(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_deep_copy(v) for v in data]
+    return data
+
+
+def from_dict(data: dict, source: str = "<config>") -> Config:
+    """Build and validate a :class:`Config`; errors name ``source`` and the key."""
+    try:
+        cfg = _build(Config, data, "")
+        validate(cfg)
+    except UserError as err:
+        raise UserError(f"{source}: {err}") from None
+    return cfg
+
+
+def load_yaml(path: str | Path) -> dict:
+    """Read a YAML mapping; syntax errors become one line with the position."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: cannot read config ({err})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        if mark is not None:
+            raise UserError(
+                f"{path}:{mark.line + 1}:{mark.column + 1}: "
+                f"YAML syntax error: {problem}"
+            ) from None
+        raise UserError(f"{path}: YAML syntax error: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: the config must be a mapping of keys to values")
+    return data
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Load ``path``, apply ``key.path=value`` overrides, validate."""
+    data = apply_overrides(load_yaml(path), overrides or [])
+    return from_dict(data, str(path))
+
+
+def to_dict(cfg: Any) -> Any:
+    """A plain-data copy of a config (for YAML, checkpoints and TensorBoard)."""
+    if dataclasses.is_dataclass(cfg):
+        return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+    if isinstance(cfg, tuple):
+        return [to_dict(v) for v in cfg]
+    return cfg
+
+
+def dump_yaml(cfg: Config, path: Path) -> None:
+    """Write the resolved config (every key, defaults included)."""
+    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), encoding="utf-8")
+
+
+def replace(cfg: Any, **changes: Any) -> Any:
+    """``dataclasses.replace`` for frozen sections."""
+    return dataclasses.replace(cfg, **changes)

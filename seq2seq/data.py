@@ -1,0 +1,298 @@
+"""Corpora -> tokenized pairs -> length-bucketed, padded batches.
+
+A corpus is two line-aligned files (plain or ``.gz``) or one TSV file. Problems a
+user can fix (a missing file, different line counts, bad UTF-8, nothing left after
+filtering) are one-line :class:`~seq2seq.errors.UserError` messages naming the file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from seq2seq.config import CorpusConfig
+from seq2seq.errors import UserError
+from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------- reading
+
+
+def read_lines(path: Path) -> list[str]:
+    """All lines of a UTF-8 text file (``.gz`` decompressed), newlines stripped."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            raw = handle.read()
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except (OSError, EOFError) as err:
+        raise UserError(f"{path}: cannot read ({err})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise UserError(
+            f"{path}:{line}: not valid UTF-8 (byte {raw[err.start]:#04x}); "
+            "re-encode the file as UTF-8"
+        ) from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.rstrip("\r") for line in lines]
+
+
+def read_corpus(
+    corpus: CorpusConfig, root: Path, split: str
+) -> tuple[list[str], list[str]]:
+    """Read one split's (sources, targets), checking alignment and emptiness."""
+    if corpus.tsv is not None:
+        path = root / corpus.tsv
+        sources, targets = [], []
+        need = max(corpus.src_column, corpus.tgt_column) + 1
+        for number, line in enumerate(read_lines(path), start=1):
+            if not line.strip():
+                sources.append("")
+                targets.append("")
+                continue
+            columns = line.split("\t")
+            if len(columns) < need:
+                raise UserError(
+                    f"{path}:{number}: expected at least {need} tab-separated "
+                    f"columns, found {len(columns)}"
+                )
+            sources.append(columns[corpus.src_column].strip())
+            targets.append(columns[corpus.tgt_column].strip())
+        name = str(path)
+    else:
+        src_path, tgt_path = root / corpus.src, root / corpus.tgt
+        sources = [s.strip() for s in read_lines(src_path)]
+        targets = [t.strip() for t in read_lines(tgt_path)]
+        if len(sources) != len(targets):
+            raise UserError(
+                f"data.{split}: {src_path} has {len(sources)} lines but {tgt_path} "
+                f"has {len(targets)}; the files must be line-aligned"
+            )
+        name = f"{src_path} / {tgt_path}"
+    if not sources:
+        raise UserError(f"data.{split}: {name} is empty")
+    return sources, targets
+
+
+# ---------------------------------------------------------------- dataset
+
+
+@dataclass
+class ParallelData:
+    """Tokenized pairs: ``src[i]`` ends with EOS, ``tgt[i]`` is BOS ... EOS."""
+
+    src: list[list[int]]
+    tgt: list[list[int]]
+    src_text: list[str]
+    tgt_text: list[str]
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+
+def encode_pairs(
+    tokenizer: Tokenizer,
+    sources: list[str],
+    targets: list[str],
+    split: str,
+    max_src_len: int | None = None,
+    max_tgt_len: int | None = None,
+) -> ParallelData:
+    """Tokenize pairs; drop empty pairs and (when limits are given) over-long ones.
+
+    What was dropped is logged with counts; nothing is truncated.
+    """
+    src_ids = tokenizer.encode_src(sources)
+    tgt_ids = [[BOS_ID, *ids, EOS_ID] for ids in tokenizer.encode_tgt(targets)]
+    keep = []
+    empty = too_long = 0
+    for i, (s, t) in enumerate(zip(src_ids, tgt_ids)):
+        if not sources[i] or not targets[i]:
+            empty += 1
+        elif (max_src_len is not None and len(s) > max_src_len) or (
+            max_tgt_len is not None and len(t) - 1 > max_tgt_len
+        ):
+            too_long += 1
+        else:
+            keep.append(i)
+    if empty or too_long:
+        log.info(
+            "%s: dropped %d of %d pairs (%d empty, %d longer than max_src_len=%s / "
+            "max_tgt_len=%s tokens)",
+            split,
+            empty + too_long,
+            len(sources),
+            empty,
+            too_long,
+            max_src_len,
+            max_tgt_len,
+        )
+    if not keep:
+        raise UserError(
+            f"data.{split}: no pairs left after dropping {empty} empty and {too_long} "
+            "over-long pairs; raise data.max_src_len / data.max_tgt_len"
+        )
+    return ParallelData(
+        src=[src_ids[i] for i in keep],
+        tgt=[tgt_ids[i] for i in keep],
+        src_text=[sources[i] for i in keep],
+        tgt_text=[targets[i] for i in keep],
+    )
+
+
+# ---------------------------------------------------------------- batching
+
+
+@dataclass
+class Batch:
+    """Padded tensors of one batch.
+
+    src: (B, S) source ids, EOS-terminated, PAD after.
+    src_lengths: (B,) real source lengths.
+    tgt_in: (B, T) BOS + target ids (decoder input).
+    tgt_out: (B, T) target ids + EOS (what the decoder predicts), PAD after.
+    indices: positions of these pairs in the dataset.
+    """
+
+    src: torch.Tensor
+    src_lengths: torch.Tensor
+    tgt_in: torch.Tensor | None
+    tgt_out: torch.Tensor | None
+    indices: list[int]
+
+    @property
+    def num_tgt_tokens(self) -> int:
+        return int((self.tgt_out != PAD_ID).sum()) if self.tgt_out is not None else 0
+
+    def to(self, device: torch.device) -> Batch:
+        non_blocking = device.type == "cuda"
+        move = lambda t: None if t is None else t.to(device, non_blocking=non_blocking)  # noqa: E731
+        return Batch(
+            move(self.src),
+            self.src_lengths,
+            move(self.tgt_in),
+            move(self.tgt_out),
+            self.indices,
+        )
+
+
+def pad(sequences: list[list[int]]) -> torch.Tensor:
+    """Right-pad id lists with PAD into a (B, max_len) LongTensor."""
+    width = max(len(s) for s in sequences)
+    out = torch.full((len(sequences), width), PAD_ID, dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        out[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+    return out
+
+
+def collate(
+    src: list[list[int]], tgt: list[list[int]] | None, indices: list[int]
+) -> Batch:
+    """Build a :class:`Batch` from id lists (targets are BOS ... EOS, or None)."""
+    src_tensor = pad(src)
+    lengths = torch.tensor([len(s) for s in src], dtype=torch.long)
+    if tgt is None:
+        return Batch(src_tensor, lengths, None, None, indices)
+    tgt_tensor = pad(tgt)  # (B, T + 1)
+    return Batch(src_tensor, lengths, tgt_tensor[:, :-1], tgt_tensor[:, 1:], indices)
+
+
+def make_batches(
+    src_lengths: list[int],
+    tgt_lengths: list[int],
+    batch_size: int,
+    batch_tokens: int | None = None,
+    shuffle: bool = False,
+    seed: int = 0,
+) -> list[list[int]]:
+    """Group indices into length-sorted batches.
+
+    Pairs are sorted by (source, target) length, so a batch holds similar lengths and
+    little padding. With ``batch_tokens`` a batch is cut when the padded target size
+    (rows × longest target) would pass it; otherwise it holds ``batch_size`` pairs.
+    With ``shuffle`` ties are broken randomly and the batch order is shuffled, both
+    from ``seed`` alone, so an epoch's batches are reproducible from (seed, epoch).
+    """
+    rng = random.Random(seed)
+    order = list(range(len(src_lengths)))
+    if shuffle:
+        rng.shuffle(order)
+    order.sort(key=lambda i: (src_lengths[i], tgt_lengths[i]))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for i in order:
+        longest_if_added = max(longest, tgt_lengths[i], src_lengths[i])
+        if batch_tokens is not None:
+            full = current and longest_if_added * (len(current) + 1) > batch_tokens
+        else:
+            full = len(current) >= batch_size
+        if full:
+            batches.append(current)
+            current, longest_if_added = [], max(tgt_lengths[i], src_lengths[i])
+        current.append(i)
+        longest = longest_if_added
+    if current:
+        batches.append(current)
+    if shuffle:
+        rng.shuffle(batches)
+    return batches
+
+
+class BatchIterator:
+    """Batches of a :class:`ParallelData` for one epoch at a time.
+
+    ``epoch_batches(epoch)`` depends only on (seed, epoch), which is what lets a
+    resumed run replay the exact data order of an uninterrupted one.
+    """
+
+    def __init__(
+        self,
+        data: ParallelData,
+        batch_size: int,
+        batch_tokens: int | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+    ) -> None:
+        self.data = data
+        self.batch_size = batch_size
+        self.batch_tokens = batch_tokens
+        self.shuffle = shuffle
+        self.seed = seed
+        self._src_lengths = [len(s) for s in data.src]
+        self._tgt_lengths = [len(t) - 1 for t in data.tgt]
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        return make_batches(
+            self._src_lengths,
+            self._tgt_lengths,
+            self.batch_size,
+            self.batch_tokens,
+            shuffle=self.shuffle,
+            seed=self.seed * 100_003 + epoch,
+        )
+
+    def batch(self, indices: list[int]) -> Batch:
+        return collate(
+            [self.data.src[i] for i in indices],
+            [self.data.tgt[i] for i in indices],
+            indices,
+        )
+
+
+def inference_batches(src_ids: list[list[int]], batch_size: int) -> list[list[int]]:
+    """Length-sorted batches of source indices (caller restores the input order)."""
+    order = sorted(range(len(src_ids)), key=lambda i: len(src_ids[i]))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]

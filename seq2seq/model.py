@@ -1,0 +1,271 @@
+"""GRU encoder, attention decoder (``Attn`` at every step) and the Seq2Seq model.
+
+Shapes use B = batch, S = source length, T = target length, V = vocabulary.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from seq2seq.attention import Attn
+from seq2seq.tokenizer import PAD_ID
+
+
+class EncoderOutput(NamedTuple):
+    """outputs (B, S, C), mask (B, S) True on real tokens, keys (B, S, A) or None
+    (the attention rule's precomputed key projection), hidden (layers, B, H_dec)."""
+
+    outputs: torch.Tensor
+    mask: torch.Tensor
+    keys: torch.Tensor | None
+    hidden: torch.Tensor
+
+
+class StepOutput(NamedTuple):
+    """logits (B, V), hidden (layers, B, H), attention weights (B, S)."""
+
+    logits: torch.Tensor
+    hidden: torch.Tensor
+    weights: torch.Tensor
+
+
+class Encoder(nn.Module):
+    """Embedding + (bi)GRU over packed sequences.
+
+    forward: src (B, S), src_lengths (B,) -> outputs (B, S, dirs * hidden),
+    final hidden (layers * dirs, B, hidden). Padded positions of ``outputs`` are 0.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embed_size: int,
+        hidden_size: int,
+        num_layers: int,
+        bidirectional: bool,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=PAD_ID)
+        self.dropout = nn.Dropout(dropout)
+        self.rnn = nn.GRU(
+            embed_size,
+            hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
+        self.output_size = hidden_size * (2 if bidirectional else 1)
+
+    def forward(
+        self, src: torch.Tensor, src_lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        embedded = self.dropout(self.embedding(src))  # (B, S, E)
+        packed = pack_padded_sequence(
+            embedded, src_lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
+        packed_out, hidden = self.rnn(packed)
+        outputs, _ = pad_packed_sequence(
+            packed_out, batch_first=True, total_length=src.size(1)
+        )  # (B, S, dirs * H)
+        return self.dropout(outputs), hidden
+
+
+class Decoder(nn.Module):
+    """Attention decoder: one step is ``Attn(Q=embedded previous token, K=hidden,
+    V=encoder outputs)`` -> GRU -> deep output layer -> vocabulary logits."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embed_size: int,
+        hidden_size: int,
+        num_layers: int,
+        context_size: int,
+        max_src_len: int,
+        attention: str,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        self.num_layers = num_layers
+        self.hidden_size = hidden_size
+        self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=PAD_ID)
+        self.dropout = nn.Dropout(dropout)
+        self.attention = Attn(
+            query_size=embed_size,
+            key_size=hidden_size,
+            value_size1=max_src_len,
+            value_size2=context_size,
+            output_size=hidden_size,
+            rule=attention,
+        )
+        self.cells = nn.ModuleList(
+            nn.GRUCell(hidden_size, hidden_size) for _ in range(num_layers)
+        )
+        self.pre_output = nn.Linear(
+            hidden_size + context_size + embed_size, hidden_size
+        )
+        self.output = nn.Linear(hidden_size, vocab_size)
+
+    def rnn_step(
+        self,
+        embedded: torch.Tensor,
+        hidden: torch.Tensor,
+        enc: EncoderOutput,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One step without the output layer.
+
+        embedded (B, E), hidden (layers, B, H) -> top output (B, H),
+        new hidden (layers, B, H), attention result's context (B, C) and weights.
+        """
+        att = self.attention.attend(
+            embedded, hidden[-1], enc.outputs, enc.mask, enc.keys
+        )
+        layer_input = torch.relu(att.output)  # (B, H)
+        new_hidden = []
+        for layer, cell in enumerate(self.cells):
+            h = cell(layer_input, hidden[layer])  # (B, H)
+            new_hidden.append(h)
+            layer_input = self.dropout(h) if layer + 1 < self.num_layers else h
+        return layer_input, torch.stack(new_hidden), att.context, att.weights
+
+    def logits(
+        self, top: torch.Tensor, context: torch.Tensor, embedded: torch.Tensor
+    ) -> torch.Tensor:
+        """Deep output: (..., H), (..., C), (..., E) -> (..., V)."""
+        pre = torch.tanh(self.pre_output(torch.cat((top, context, embedded), dim=-1)))
+        return self.output(self.dropout(pre))
+
+    def step(
+        self, prev_tokens: torch.Tensor, hidden: torch.Tensor, enc: EncoderOutput
+    ) -> StepOutput:
+        """prev_tokens (B,), hidden (layers, B, H) -> :class:`StepOutput`."""
+        embedded = self.dropout(self.embedding(prev_tokens))  # (B, E)
+        top, hidden, context, weights = self.rnn_step(embedded, hidden, enc)
+        return StepOutput(self.logits(top, context, embedded), hidden, weights)
+
+    def forward(
+        self,
+        tgt_in: torch.Tensor,
+        enc: EncoderOutput,
+        teacher_forcing: float = 1.0,
+    ) -> torch.Tensor:
+        """Decode a whole target: tgt_in (B, T) -> logits (B, T, V).
+
+        With ``teacher_forcing`` < 1, each next input is, per sentence and step,
+        the gold token with that probability and the model's own argmax otherwise.
+        """
+        hidden = enc.hidden
+        steps = tgt_in.size(1)
+        if teacher_forcing >= 1.0:
+            embedded = self.dropout(self.embedding(tgt_in))  # (B, T, E)
+            tops, contexts = [], []
+            for t in range(steps):
+                top, hidden, context, _ = self.rnn_step(embedded[:, t], hidden, enc)
+                tops.append(top)
+                contexts.append(context)
+            # The output layer runs once over all steps: one large matmul.
+            return self.logits(
+                torch.stack(tops, 1), torch.stack(contexts, 1), embedded
+            )  # (B, T, V)
+        logits = []
+        prev = tgt_in[:, 0]
+        for t in range(steps):
+            out = self.step(prev, hidden, enc)
+            hidden = out.hidden
+            logits.append(out.logits)
+            if t + 1 < steps:
+                use_gold = torch.rand(prev.shape, device=prev.device) < teacher_forcing
+                prev = torch.where(use_gold, tgt_in[:, t + 1], out.logits.argmax(-1))
+        return torch.stack(logits, 1)  # (B, T, V)
+
+
+class Seq2Seq(nn.Module):
+    """Encoder, bridge to the decoder's initial state, attention decoder."""
+
+    def __init__(
+        self,
+        src_vocab_size: int,
+        tgt_vocab_size: int,
+        embed_size: int = 256,
+        encoder_hidden_size: int = 256,
+        encoder_layers: int = 1,
+        bidirectional: bool = True,
+        decoder_hidden_size: int = 512,
+        decoder_layers: int = 1,
+        max_src_len: int = 64,
+        attention: str = "additive",
+        dropout: float = 0.2,
+    ) -> None:
+        super().__init__()
+        self.max_src_len = max_src_len
+        self.encoder = Encoder(
+            src_vocab_size,
+            embed_size,
+            encoder_hidden_size,
+            encoder_layers,
+            bidirectional,
+            dropout,
+        )
+        self.directions = 2 if bidirectional else 1
+        self.decoder = Decoder(
+            tgt_vocab_size,
+            embed_size,
+            decoder_hidden_size,
+            decoder_layers,
+            self.encoder.output_size,
+            max_src_len,
+            attention,
+            dropout,
+        )
+        self.bridge = nn.Linear(
+            self.encoder.output_size, decoder_layers * decoder_hidden_size
+        )
+
+    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> EncoderOutput:
+        """src (B, S), src_lengths (B,) -> :class:`EncoderOutput`."""
+        outputs, final = self.encoder(src, src_lengths)  # (B, S, C), (L*dirs, B, He)
+        last = final[-self.directions :]  # (dirs, B, He): top layer, each direction
+        summary = torch.cat(tuple(last), dim=-1)  # (B, C)
+        batch = src.size(0)
+        hidden = torch.tanh(self.bridge(summary))  # (B, layers * H)
+        hidden = hidden.view(batch, self.decoder.num_layers, -1).transpose(0, 1)
+        mask = src != PAD_ID  # (B, S)
+        keys = self.decoder.attention.prepare(outputs)
+        return EncoderOutput(outputs, mask, keys, hidden.contiguous())
+
+    def forward(
+        self,
+        src: torch.Tensor,
+        src_lengths: torch.Tensor,
+        tgt_in: torch.Tensor,
+        teacher_forcing: float = 1.0,
+    ) -> torch.Tensor:
+        """Training forward: -> logits (B, T, V)."""
+        return self.decoder(tgt_in, self.encode(src, src_lengths), teacher_forcing)
+
+
+def build_model(model_cfg, max_src_len: int, src_vocab: int, tgt_vocab: int) -> Seq2Seq:
+    """Map a :class:`~seq2seq.config.ModelConfig` to a :class:`Seq2Seq`."""
+    return Seq2Seq(
+        src_vocab_size=src_vocab,
+        tgt_vocab_size=tgt_vocab,
+        embed_size=model_cfg.embed_size,
+        encoder_hidden_size=model_cfg.encoder_hidden_size,
+        encoder_layers=model_cfg.encoder_layers,
+        bidirectional=model_cfg.bidirectional,
+        decoder_hidden_size=model_cfg.decoder_hidden_size,
+        decoder_layers=model_cfg.decoder_layers,
+        max_src_len=max_src_len,
+        attention=model_cfg.attention,
+        dropout=model_cfg.dropout,
+    )
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

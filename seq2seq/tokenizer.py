@@ -1,0 +1,181 @@
+"""sentencepiece tokenization: train on the training data, or load given models.
+
+Models are kept as serialized bytes so a checkpoint carries its own tokenizer.
+Every model uses the same special ids: pad 0, unk 1, bos 2, eos 3.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import sentencepiece as spm
+
+from seq2seq.errors import UserError
+
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+
+log = logging.getLogger(__name__)
+
+
+def train_sentencepiece(
+    sentences: Iterable[str],
+    vocab_size: int,
+    model_type: str = "unigram",
+    character_coverage: float = 1.0,
+    seed_sentencepiece_size: int = 200_000,
+) -> bytes:
+    """Train a sentencepiece model on ``sentences`` and return its bytes.
+
+    ``vocab_size`` is an upper bound: a corpus too small for it yields fewer pieces
+    instead of failing.
+    """
+    model = io.BytesIO()
+    lines = (s for s in sentences if s.strip())
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=lines,
+            model_writer=model,
+            vocab_size=vocab_size,
+            model_type=model_type,
+            character_coverage=character_coverage,
+            hard_vocab_limit=False,
+            pad_id=PAD_ID,
+            unk_id=UNK_ID,
+            bos_id=BOS_ID,
+            eos_id=EOS_ID,
+            input_sentence_size=2_000_000,
+            shuffle_input_sentence=True,
+            seed_sentencepiece_size=seed_sentencepiece_size,
+            num_threads=2,
+            minloglevel=2,
+        )
+    except RuntimeError as err:
+        raise UserError(f"sentencepiece training failed: {err}") from None
+    return model.getvalue()
+
+
+def _processor(model: bytes, name: str) -> spm.SentencePieceProcessor:
+    sp = spm.SentencePieceProcessor()
+    try:
+        sp.LoadFromSerializedProto(model)
+    except (RuntimeError, OSError) as err:
+        raise UserError(f"{name}: not a sentencepiece model ({err})") from None
+    expected = {"pad": PAD_ID, "unk": UNK_ID, "bos": BOS_ID, "eos": EOS_ID}
+    actual = {
+        "pad": sp.pad_id(),
+        "unk": sp.unk_id(),
+        "bos": sp.bos_id(),
+        "eos": sp.eos_id(),
+    }
+    if actual != expected:
+        raise UserError(
+            f"{name}: special ids {actual} differ from {expected}; train the model "
+            "with pad_id=0 unk_id=1 bos_id=2 eos_id=3, or let `seq2seq train` do it"
+        )
+    return sp
+
+
+class Tokenizer:
+    """Source and target sentencepiece models (the same one when joint).
+
+    ``encode_src`` returns piece ids followed by EOS; ``encode_tgt`` returns piece
+    ids without BOS/EOS (the data pipeline adds them).
+    """
+
+    def __init__(self, src_model: bytes, tgt_model: bytes | None = None) -> None:
+        self.src_model = src_model
+        self.tgt_model = tgt_model if tgt_model is not None else src_model
+        self.joint = tgt_model is None or tgt_model == src_model
+        self.src = _processor(self.src_model, "source tokenizer")
+        self.tgt = (
+            self.src if self.joint else _processor(self.tgt_model, "target tokenizer")
+        )
+
+    @property
+    def src_vocab_size(self) -> int:
+        return self.src.get_piece_size()
+
+    @property
+    def tgt_vocab_size(self) -> int:
+        return self.tgt.get_piece_size()
+
+    def encode_src(self, lines: list[str]) -> list[list[int]]:
+        """Source sentences -> ids, each ending with EOS."""
+        return [ids + [EOS_ID] for ids in self.src.encode(lines)]
+
+    def encode_tgt(self, lines: list[str]) -> list[list[int]]:
+        """Target sentences -> ids (no BOS/EOS)."""
+        return self.tgt.encode(lines)
+
+    def decode_tgt(self, ids: list[list[int]]) -> list[str]:
+        """Target ids (specials removed first) -> detokenized text."""
+        return self.tgt.decode([[i for i in seq if i > EOS_ID] for seq in ids])
+
+    def src_pieces(self, line: str) -> list[str]:
+        return self.src.encode(line, out_type=str) + ["</s>"]
+
+    def tgt_pieces(self, ids: list[int]) -> list[str]:
+        return [self.tgt.id_to_piece(i) for i in ids]
+
+    def save(self, run_dir: Path) -> list[Path]:
+        """Write ``spm.model`` (joint) or ``spm.src.model`` + ``spm.tgt.model``."""
+        if self.joint:
+            paths = [run_dir / "spm.model"]
+            paths[0].write_bytes(self.src_model)
+        else:
+            paths = [run_dir / "spm.src.model", run_dir / "spm.tgt.model"]
+            paths[0].write_bytes(self.src_model)
+            paths[1].write_bytes(self.tgt_model)
+        return paths
+
+
+def read_model_file(path: str | Path, key: str) -> bytes:
+    path = Path(path)
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise UserError(
+            f"{key}: cannot read sentencepiece model {path} ({err.strerror})"
+        ) from None
+
+
+def build_tokenizer(
+    tok_cfg,
+    src_lines: Iterable[str] | None = None,
+    tgt_lines: Iterable[str] | None = None,
+    resolve=lambda p: Path(p),
+) -> Tokenizer:
+    """Load the models the config names, or train them on the given lines.
+
+    ``tok_cfg`` is a :class:`~seq2seq.config.TokenizerConfig`; ``resolve`` maps a
+    configured path to a file path.
+    """
+    if tok_cfg.model is not None:
+        return Tokenizer(read_model_file(resolve(tok_cfg.model), "tokenizer.model"))
+    if tok_cfg.src_model is not None:
+        return Tokenizer(
+            read_model_file(resolve(tok_cfg.src_model), "tokenizer.src_model"),
+            read_model_file(resolve(tok_cfg.tgt_model), "tokenizer.tgt_model"),
+        )
+    assert src_lines is not None and tgt_lines is not None
+    kwargs = dict(
+        vocab_size=tok_cfg.vocab_size,
+        model_type=tok_cfg.model_type,
+        character_coverage=tok_cfg.character_coverage,
+    )
+    if tok_cfg.joint:
+        log.info("training a joint sentencepiece model (vocab %d)", tok_cfg.vocab_size)
+        return Tokenizer(train_sentencepiece(_chain(src_lines, tgt_lines), **kwargs))
+    log.info("training source and target sentencepiece models")
+    return Tokenizer(
+        train_sentencepiece(src_lines, **kwargs),
+        train_sentencepiece(tgt_lines, **kwargs),
+    )
+
+
+def _chain(*iterables: Iterable[str]) -> Iterator[str]:
+    for it in iterables:
+        yield from it

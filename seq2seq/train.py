@@ -1,0 +1,491 @@
+"""The training loop: data, model, optimizer, validation, checkpoints, resume.
+
+A run directory holds ``config.yaml`` (the resolved config), the tokenizer model(s),
+``checkpoints/{latest,best}.pt``, ``train.log`` and TensorBoard event files.
+Resuming restores the model, optimizer, step, epoch, position inside the epoch and
+every RNG, so a resumed run continues exactly where the checkpoint was written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import random
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from seq2seq import checkpoint as ckpt
+from seq2seq.config import Config, dump_yaml, from_dict, to_dict
+from seq2seq.data import BatchIterator, ParallelData, encode_pairs, read_corpus
+from seq2seq.errors import UserError
+from seq2seq.evaluate import Translator
+from seq2seq.metrics import bleu
+from seq2seq.model import Seq2Seq, build_model, count_parameters
+from seq2seq.tokenizer import PAD_ID, Tokenizer, build_tokenizer
+
+log = logging.getLogger(__name__)
+
+# Config sections whose change makes a checkpoint's weights unusable.
+SHAPE_KEYS = ("model", "tokenizer", "data.max_src_len")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; asking for CUDA without one is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("device: cuda was requested but no CUDA GPU is available")
+    return torch.device(name)
+
+
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``train.amp`` on ``device`` (None: full precision)."""
+    if amp == "none":
+        return None
+    if amp == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if _cpu_has_bf16() else None
+    if amp == "fp16" and device.type == "cpu":
+        raise UserError("train.amp: fp16 needs a CUDA device; use bf16 on CPU")
+    return torch.bfloat16 if amp == "bf16" else torch.float16
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        return bool(
+            torch.backends.mkldnn.is_available()
+            and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        )
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def autocast(
+    device: torch.device, dtype: torch.dtype | None
+) -> contextlib.AbstractContextManager:
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def sequence_loss(
+    logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Summed cross-entropy over non-PAD targets. logits (B, T, V), targets (B, T)."""
+    return nn.functional.cross_entropy(
+        logits.reshape(-1, logits.size(-1)).float(),
+        targets.reshape(-1),
+        ignore_index=PAD_ID,
+        reduction="sum",
+        label_smoothing=label_smoothing,
+    )
+
+
+@dataclass
+class TrainState:
+    """Where training stands; saved in every checkpoint."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0  # index of the next batch of this epoch
+    best_bleu: float = -1.0
+    best_step: int = 0
+    train_seconds: float = 0.0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class StopRequested(Exception):
+    """SIGINT / SIGTERM arrived: save and stop."""
+
+
+def _resolver(cfg: Config):
+    root = Path(cfg.data.root)
+    return lambda p: root / p
+
+
+def load_split(
+    cfg: Config, split: str, tokenizer: Tokenizer, filter_long: bool = True
+) -> ParallelData:
+    corpus = getattr(cfg.data, split)
+    if corpus is None:
+        raise UserError(f"data.{split}: not set in the config")
+    sources, targets = read_corpus(corpus, Path(cfg.data.root), split)
+    return encode_pairs(
+        tokenizer,
+        sources,
+        targets,
+        split,
+        cfg.data.max_src_len if filter_long else None,
+        cfg.data.max_tgt_len if filter_long else None,
+    )
+
+
+def _changed(old: dict, new: dict, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        path = f"{prefix}{key}"
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            changes.extend(_changed(a, b, path + "."))
+        elif a != b:
+            changes.append((path, a, b))
+    return changes
+
+
+class Trainer:
+    """Train a :class:`Seq2Seq` from a :class:`Config`; ``run()`` does the work."""
+
+    def __init__(
+        self, cfg: Config, resume: bool = False, progress: bool | None = None
+    ) -> None:
+        self.run_dir = Path(cfg.run_dir)
+        self.progress = progress
+        self.device = resolve_device(cfg.device)
+        if cfg.train.num_threads:
+            torch.set_num_threads(cfg.train.num_threads)
+        latest = ckpt.checkpoint_dir(self.run_dir) / ckpt.LATEST
+        resume_state = None
+        if resume:
+            if not latest.is_file():
+                raise UserError(
+                    f"--resume: no checkpoint at {latest}; start without --resume"
+                )
+            resume_state = ckpt.load_checkpoint(latest)
+            cfg = self._merge_resumed_config(resume_state["config"], cfg)
+        elif latest.is_file():
+            raise UserError(
+                f"run_dir {self.run_dir} already holds a run; continue it with "
+                "--resume "
+                "or choose another run_dir"
+            )
+        self.cfg = cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._attach_log_file()
+        random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+
+        if resume_state is not None:
+            tok = resume_state["tokenizer"]
+            self.tokenizer = Tokenizer(tok["src"], tok["tgt"])
+            train_src, train_tgt = read_corpus(
+                cfg.data.train, Path(cfg.data.root), "train"
+            )
+        else:
+            train_src, train_tgt = read_corpus(
+                cfg.data.train, Path(cfg.data.root), "train"
+            )
+            self.tokenizer = build_tokenizer(
+                cfg.tokenizer, train_src, train_tgt, _resolver(cfg)
+            )
+            self.tokenizer.save(self.run_dir)
+            dump_yaml(cfg, self.run_dir / "config.yaml")
+        self.train_data = encode_pairs(
+            self.tokenizer,
+            train_src,
+            train_tgt,
+            "train",
+            cfg.data.max_src_len,
+            cfg.data.max_tgt_len,
+        )
+        self.valid_data = load_split(cfg, "valid", self.tokenizer)
+        if cfg.train.valid_max_sentences:
+            n = cfg.train.valid_max_sentences
+            v = self.valid_data
+            self.valid_data = ParallelData(
+                v.src[:n], v.tgt[:n], v.src_text[:n], v.tgt_text[:n]
+            )
+        self.batches = BatchIterator(
+            self.train_data,
+            cfg.train.batch_size,
+            cfg.train.batch_tokens,
+            shuffle=True,
+            seed=cfg.seed,
+        )
+        self.valid_batches = BatchIterator(
+            self.valid_data, cfg.decode.batch_size, None, shuffle=False
+        )
+
+        self.model: Seq2Seq = build_model(
+            cfg.model,
+            cfg.data.max_src_len,
+            self.tokenizer.src_vocab_size,
+            self.tokenizer.tgt_vocab_size,
+        ).to(self.device)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=cfg.train.lr, betas=cfg.train.betas
+        )
+        self.amp_dtype = autocast_dtype(cfg.train.amp, self.device)
+        self.scaler = torch.amp.GradScaler(
+            self.device.type, enabled=self.amp_dtype == torch.float16
+        )
+        self.state = TrainState()
+        if resume_state is not None:
+            self._restore(resume_state)
+        self._stop_signal: int | None = None
+
+    # ------------------------------------------------------------ set-up helpers
+
+    def _merge_resumed_config(self, saved: dict, cfg: Config) -> Config:
+        """Allow changes to the schedule, refuse changes to the model's shape."""
+        new = to_dict(cfg)
+        changes = _changed(saved, new)
+        for path, old, value in changes:
+            if any(path == key or path.startswith(key + ".") for key in SHAPE_KEYS):
+                raise UserError(
+                    f"--resume: {path} changed from {old!r} to {value!r}; "
+                    "the checkpoint's "
+                    "model cannot take that change (start a new run_dir instead)"
+                )
+        for path, old, value in changes:
+            log.warning("resume: %s changed from %r to %r", path, old, value)
+        return from_dict(new, "resumed config")
+
+    def _attach_log_file(self) -> None:
+        handler = logging.FileHandler(self.run_dir / "train.log", encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logging.getLogger("seq2seq").addHandler(handler)
+        self._log_handler = handler
+
+    def _restore(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:  # the config's lr wins on resume
+            group["lr"] = self.cfg.train.lr
+        if "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
+        saved = state["train_state"]
+        self.state = TrainState(**saved)
+        ckpt.set_rng_state(state["rng"])
+        log.info(
+            "resumed from step %d (epoch %d, batch %d)",
+            self.state.step,
+            self.state.epoch + 1,
+            self.state.batch_in_epoch,
+        )
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {
+            "config": to_dict(self.cfg),
+            "tokenizer": {
+                "src": self.tokenizer.src_model,
+                "tgt": None if self.tokenizer.joint else self.tokenizer.tgt_model,
+            },
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "train_state": dict(vars(self.state)),
+            "rng": ckpt.rng_state(),
+        }
+
+    def save(self, best: bool = False) -> None:
+        state = self.checkpoint_state()
+        directory = ckpt.checkpoint_dir(self.run_dir)
+        ckpt.save_checkpoint(state, directory / ckpt.LATEST)
+        if best:
+            ckpt.save_checkpoint(state, directory / ckpt.BEST)
+
+    # ------------------------------------------------------------ the loop
+
+    def train_step(self, batch) -> tuple[float, int]:
+        """One update; returns (summed loss, target tokens)."""
+        self.model.train()
+        batch = batch.to(self.device)
+        with autocast(self.device, self.amp_dtype):
+            logits = self.model(
+                batch.src,
+                batch.src_lengths,
+                batch.tgt_in,
+                self.cfg.train.teacher_forcing,
+            )  # (B, T, V)
+        tokens = batch.num_tgt_tokens
+        loss = sequence_loss(logits, batch.tgt_out, self.cfg.train.label_smoothing)
+        if not torch.isfinite(loss):
+            raise UserError(
+                f"training loss became {loss.item()} at step {self.state.step + 1}; "
+                "the last good checkpoint is kept in "
+                f"{ckpt.checkpoint_dir(self.run_dir)} "
+                "(try a lower train.lr or train.clip_grad_norm)"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss / tokens).backward()
+        if self.cfg.train.clip_grad_norm:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(
+                self.model.parameters(), self.cfg.train.clip_grad_norm
+            )
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.item(), tokens
+
+    def run(self) -> TrainState:
+        """Train until epochs, max_steps or max_minutes run out; returns the state."""
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+        log.info(
+            "model: %s parameters, device %s, amp %s; train %d pairs, valid %d pairs",
+            f"{count_parameters(self.model):,}",
+            self.device,
+            self.amp_dtype or "off",
+            len(self.train_data),
+            len(self.valid_data),
+        )
+        previous_handlers = self._install_signal_handlers()
+        try:
+            self._loop()
+        except StopRequested:
+            log.warning(
+                "signal %s: saving a checkpoint and stopping", self._stop_signal
+            )
+            self.save()
+        finally:
+            self._restore_signal_handlers(previous_handlers)
+            self.writer.close()
+            logging.getLogger("seq2seq").removeHandler(self._log_handler)
+            self._log_handler.close()
+        return self.state
+
+    def _loop(self) -> None:
+        t, s = self.cfg.train, self.state
+        started = time.perf_counter() - s.train_seconds
+        window_loss = window_tokens = 0.0
+        window_start = time.perf_counter()
+        done = False
+        validated_at = -1
+        while s.epoch < t.epochs and not done:
+            batches = self.batches.epoch_batches(s.epoch)
+            bar = tqdm(
+                total=len(batches),
+                initial=s.batch_in_epoch,
+                desc=f"epoch {s.epoch + 1}",
+                disable=None if self.progress is None else not self.progress,
+                leave=False,
+                dynamic_ncols=True,
+            )
+            while s.batch_in_epoch < len(batches):
+                if self._stop_signal is not None:
+                    raise StopRequested
+                batch = self.batches.batch(batches[s.batch_in_epoch])
+                loss, tokens = self.train_step(batch)
+                s.step += 1
+                s.batch_in_epoch += 1
+                s.train_seconds = time.perf_counter() - started
+                window_loss += loss
+                window_tokens += tokens
+                bar.update(1)
+                if s.step % t.log_every == 0:
+                    elapsed = time.perf_counter() - window_start
+                    speed = window_tokens / max(elapsed, 1e-9)
+                    avg = window_loss / max(window_tokens, 1)
+                    bar.set_postfix(loss=f"{avg:.3f}", tok_s=f"{speed:,.0f}")
+                    self.writer.add_scalar("train/loss", avg, s.step)
+                    self.writer.add_scalar("train/tokens_per_s", speed, s.step)
+                    self.writer.add_scalar(
+                        "train/lr", self.optimizer.param_groups[0]["lr"], s.step
+                    )
+                    window_loss = window_tokens = 0.0
+                    window_start = time.perf_counter()
+                out_of_steps = t.max_steps is not None and s.step >= t.max_steps
+                out_of_time = (
+                    t.max_minutes is not None and s.train_seconds >= t.max_minutes * 60
+                )
+                done = out_of_steps or out_of_time
+                epoch_end = s.batch_in_epoch == len(batches)
+                if epoch_end:
+                    s.epoch += 1
+                    s.batch_in_epoch = 0
+                due_valid = (t.valid_every and s.step % t.valid_every == 0) or (
+                    not t.valid_every and epoch_end
+                )
+                if due_valid or done or (epoch_end and s.epoch >= t.epochs):
+                    self.validate()
+                    validated_at = s.step
+                    window_start = time.perf_counter()
+                elif t.checkpoint_every and s.step % t.checkpoint_every == 0:
+                    self.save()
+                if done or epoch_end:
+                    break
+            bar.close()
+        if validated_at != s.step:
+            self.validate()
+
+    def validate(self) -> dict[str, float]:
+        """Valid loss, perplexity, greedy BLEU; saves latest (and best) checkpoints."""
+        s = self.state
+        self.model.eval()
+        total_loss, total_tokens = 0.0, 0
+        with torch.inference_mode():
+            for indices in self.valid_batches.epoch_batches(0):
+                batch = self.valid_batches.batch(indices).to(self.device)
+                with autocast(self.device, self.amp_dtype):
+                    logits = self.model(batch.src, batch.src_lengths, batch.tgt_in)
+                total_loss += sequence_loss(logits, batch.tgt_out).item()
+                total_tokens += batch.num_tgt_tokens
+        translator = Translator(
+            self.model, self.tokenizer, self.cfg.decode, self.device, self.amp_dtype
+        )
+        hypotheses = translator.translate_ids(self.valid_data.src)
+        score = bleu(hypotheses, self.valid_data.tgt_text)
+        loss = total_loss / max(total_tokens, 1)
+        ppl = math.exp(min(loss, 50.0))
+        metrics = {
+            "step": s.step,
+            "loss": loss,
+            "ppl": ppl,
+            "bleu": score.score,
+            "minutes": s.train_seconds / 60,
+        }
+        s.history.append(metrics)
+        for name in ("loss", "ppl", "bleu"):
+            self.writer.add_scalar(f"valid/{name}", metrics[name], s.step)
+        self.writer.flush()
+        best = score.score > s.best_bleu
+        if best:
+            s.best_bleu, s.best_step = score.score, s.step
+        self.save(best=best)
+        log.info(
+            "step %d (epoch %d, %.1f min): valid loss %.3f ppl %.2f BLEU %.2f%s",
+            s.step,
+            s.epoch + (1 if s.batch_in_epoch else 0),
+            s.train_seconds / 60,
+            loss,
+            ppl,
+            score.score,
+            " (best)" if best else "",
+        )
+        return metrics
+
+    # ------------------------------------------------------------ signals
+
+    def _install_signal_handlers(self) -> dict:
+        previous = {}
+
+        def handler(signum, frame):
+            self._stop_signal = signum
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                previous[sig] = signal.signal(sig, handler)
+            except ValueError:  # not the main thread
+                pass
+        return previous
+
+    def _restore_signal_handlers(self, previous: dict) -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def train(
+    cfg: Config, resume: bool = False, progress: bool | None = None
+) -> TrainState:
+    """Train from ``cfg`` (``resume`` continues from the latest checkpoint)."""
+    return Trainer(cfg, resume=resume, progress=progress).run()

@@ -1,0 +1,185 @@
+"""The user's three jobs through the real CLI on a tiny corpus: train (and resume),
+evaluate, translate; and the one-line errors users see."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import sacrebleu
+import torch
+
+from seq2seq.checkpoint import load_checkpoint
+from seq2seq.cli import main
+from tests.conftest import PAIRS, tiny_config, write_config
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """One tiny run shared by the evaluate/translate tests."""
+    tmp = tmp_path_factory.mktemp("trained")
+    tsv = tmp / "pairs.tsv"
+    tsv.write_text("".join(f"{en}\t{fr}\n" for en, fr in PAIRS * 4), encoding="utf-8")
+    cfg = write_config(
+        tmp / "c.yaml", tiny_config(tmp, tsv, train={"epochs": 40, "valid_every": 120})
+    )
+    assert main(["train", str(cfg), "--quiet"]) == 0
+    return tmp / "run", tsv
+
+
+def test_train_writes_a_self_contained_run(trained_run):
+    run, _ = trained_run
+    for name in (
+        "config.yaml",
+        "spm.model",
+        "train.log",
+        "checkpoints/latest.pt",
+        "checkpoints/best.pt",
+    ):
+        assert (run / name).is_file(), name
+    assert any((run / "tensorboard").iterdir())
+    state = load_checkpoint(run / "checkpoints" / "latest.pt")
+    history = state["train_state"]["history"]
+    assert history[-1]["loss"] < history[0]["loss"]
+
+
+def test_evaluate_prints_sacrebleu_equal_to_sacrebleu_on_the_same_files(
+    trained_run, tmp_path, capsys
+):
+    run, _ = trained_run
+    src = tmp_path / "src.txt"
+    ref = tmp_path / "ref.txt"
+    src.write_text("".join(en + "\n" for en, _ in PAIRS), encoding="utf-8")
+    ref.write_text("".join(fr + "\n" for _, fr in PAIRS), encoding="utf-8")
+    hyp = tmp_path / "hyp.txt"
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run),
+                "--src",
+                str(src),
+                "--ref",
+                str(ref),
+                "--output",
+                str(hyp),
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out.splitlines()
+    hyps = hyp.read_text(encoding="utf-8").splitlines()
+    assert len(hyps) == len(PAIRS)
+    expected = sacrebleu.corpus_bleu(hyps, [[fr for _, fr in PAIRS]])
+    assert printed[0] == str(expected)
+    assert printed[0].startswith("BLEU = ")
+    assert printed[1].startswith(
+        "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:"
+    )
+
+
+def test_evaluate_on_a_config_split_and_with_beam(trained_run, capsys):
+    run, _ = trained_run
+    assert main(["evaluate", str(run), "--split", "test", "--beam", "3"]) == 0
+    assert capsys.readouterr().out.startswith("BLEU = ")
+
+
+def test_translate_through_the_real_cli_on_stdin(trained_run):
+    run, _ = trained_run
+    lines = ["I am cold.", "", "   ", "He eats bread.", "Ünïcödé ✓ 字"]
+    result = subprocess.run(
+        [sys.executable, "-m", "seq2seq", "translate", str(run)],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.split("\n")
+    assert out[-1] == "" and len(out) - 1 == len(lines)  # one line per input line
+    assert out[1] == "" and out[2] == ""
+    assert out[0] == "J'ai froid."  # a training pair the tiny model has memorised
+
+
+def test_translate_arguments_equal_stdin(trained_run, capsys):
+    run, _ = trained_run
+    assert main(["translate", str(run), "He eats bread.", "It is cold."]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "Il mange du pain.",
+        "Il fait froid.",
+    ]
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(tiny_tsv, tmp_path):
+    whole = tiny_config(tmp_path / "a", tiny_tsv, train={"epochs": 3, "valid_every": 4})
+    write_config(tmp_path / "a.yaml", whole)
+    assert main(["train", str(tmp_path / "a.yaml"), "--quiet"]) == 0
+
+    split = tiny_config(tmp_path / "b", tiny_tsv, train={"epochs": 3, "valid_every": 4})
+    write_config(tmp_path / "b.yaml", split)
+    # Stop mid-epoch (6 batches an epoch): 9 steps, then resume to the end.
+    assert (
+        main(["train", str(tmp_path / "b.yaml"), "train.max_steps=9", "--quiet"]) == 0
+    )
+    assert main(["train", str(tmp_path / "b.yaml"), "--resume", "--quiet"]) == 0
+
+    a = load_checkpoint(tmp_path / "a" / "run" / "checkpoints" / "latest.pt")
+    b = load_checkpoint(tmp_path / "b" / "run" / "checkpoints" / "latest.pt")
+    assert a["train_state"]["step"] == b["train_state"]["step"] == 18
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+    for key, value in a["optimizer"]["state"].items():
+        assert torch.equal(value["exp_avg"], b["optimizer"]["state"][key]["exp_avg"])
+    losses = lambda s: [(h["step"], h["loss"]) for h in s["train_state"]["history"]]  # noqa: E731
+    assert [x for x in losses(b) if x[0] != 9] == losses(a)
+
+
+def test_resume_refuses_a_changed_model_shape(tiny_tsv, tmp_path, capsys):
+    cfg = write_config(
+        tmp_path / "c.yaml", tiny_config(tmp_path, tiny_tsv, train={"max_steps": 2})
+    )
+    assert main(["train", str(cfg), "--quiet"]) == 0
+    assert main(["train", str(cfg), "--resume", "model.embed_size=8"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        "error: --resume: model.embed_size changed from 16 to 8; the "
+        "checkpoint's model cannot take that change (start a new run_dir "
+        "instead)"
+    )
+    assert main(["train", str(cfg)]) == 2  # would overwrite the run
+    assert "already holds a run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "missing.yaml"], "error: missing.yaml: config file not found"),
+        (["evaluate", "no/such/run"], "error: no/such/run: no such run directory"),
+        (
+            ["translate", "no/such/run", "x"],
+            "error: no/such/run: no such run directory",
+        ),
+    ],
+)
+def test_expected_errors_are_one_line_with_status_2(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1
+
+
+def test_data_errors_reach_the_user_as_one_line(tiny_tsv, tmp_path, capsys):
+    cfg = tiny_config(tmp_path, tiny_tsv)
+    cfg["data"]["valid"] = {"src": "v.de", "tgt": "v.en"}
+    (tmp_path / "v.de").write_text("a\nb\n")
+    (tmp_path / "v.en").write_text("a\n")
+    cfg["data"]["root"] = str(tmp_path)
+    cfg["data"]["train"] = {"tsv": "pairs.tsv"}
+    assert main(["train", str(write_config(tmp_path / "c.yaml", cfg))]) == 2
+    err = capsys.readouterr().err
+    assert "v.de has 2 lines but" in err and "v.en has 1" in err
+
+
+def test_debug_flag_shows_the_traceback(tmp_path):
+    with pytest.raises(Exception, match="config file not found"):
+        main(["--debug", "train", str(tmp_path / "missing.yaml")])

@@ -1,0 +1,81 @@
+"""Config loading: every shipped config is valid; mistakes are one clear line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from seq2seq.config import Config, load_config
+from seq2seq.errors import UserError
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_loads(path):
+    cfg = load_config(path)
+    assert isinstance(cfg, Config)
+
+
+def _load(tmp_path, text, overrides=None):
+    path = tmp_path / "c.yaml"
+    path.write_text(text, encoding="utf-8")
+    return load_config(path, overrides)
+
+
+def test_overrides_set_nested_keys_with_yaml_types(tmp_path):
+    cfg = _load(
+        tmp_path,
+        "train: {lr: 1e-3}\ndata: {train: {tsv: t}, valid: {tsv: v}}\n",
+        [
+            "train.lr=3e-4",
+            "run_dir=/tmp/x",
+            "model.bidirectional=false",
+            "train.max_steps=null",
+            "data.train.tsv=a.tsv",
+        ],
+    )
+    assert cfg.train.lr == pytest.approx(3e-4)
+    assert cfg.run_dir == "/tmp/x"
+    assert cfg.model.bidirectional is False
+    assert cfg.data.train.tsv == "a.tsv"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("modle: {}\n", r"c\.yaml: modle: unknown key \(did you mean 'model'\?\)"),
+        ("train: {lerning_rate: 1}\n", r"train\.lerning_rate: unknown key"),
+        ("train: {lr: fast}\n", r"train\.lr: expected float, got 'fast'"),
+        ("train: {epochs: 2.5}\n", r"train\.epochs: expected int"),
+        ("model: {attention: luong}\n", r"model\.attention: 'luong' is not one of"),
+        ("model: {dropout: 1.5}\n", r"model\.dropout: 1\.5 not in \[0, 1\)"),
+        ("train: {teacher_forcing: -1}\n", r"train\.teacher_forcing"),
+        ("data: {train: {src: a.de}}\n", r"data\.train: give both src and tgt"),
+        ("data: {train: {tsv: a, src: b, tgt: c}}\n", r"data\.train: give either tsv"),
+        ("- a\n- b\n", r"must be a mapping"),
+        (
+            "model: {attention: dot, decoder_hidden_size: 100}\n",
+            r"model\.attention: dot",
+        ),
+    ],
+)
+def test_bad_configs_name_file_key_and_problem(tmp_path, text, message):
+    with pytest.raises(UserError, match=message):
+        _load(tmp_path, text)
+
+
+def test_yaml_syntax_error_has_line_and_column(tmp_path):
+    with pytest.raises(UserError, match=r"c\.yaml:3:\d+: YAML syntax error"):
+        _load(tmp_path, "seed: 1\ntrain: {lr: 1}\nrun_dir: a: b\n")
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(UserError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_bad_override_form(tmp_path):
+    with pytest.raises(UserError, match="expected key.path=value"):
+        _load(tmp_path, "{}\n", ["train.lr"])

@@ -1,0 +1,126 @@
+"""Corpus reading, its errors, length filtering and bucketed batching."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from pathlib import Path
+
+import pytest
+
+from seq2seq.config import CorpusConfig
+from seq2seq.data import (
+    BatchIterator,
+    ParallelData,
+    make_batches,
+    read_corpus,
+    read_lines,
+)
+from seq2seq.errors import UserError
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_reads_plain_and_gzip_files_alike(tmp_path):
+    _write(tmp_path / "a.txt", "eins\nzwei\r\n")
+    with gzip.open(tmp_path / "a.gz", "wt", encoding="utf-8") as handle:
+        handle.write("eins\nzwei\n")
+    assert read_lines(tmp_path / "a.txt") == ["eins", "zwei"]
+    assert read_lines(tmp_path / "a.gz") == ["eins", "zwei"]
+
+
+def test_tsv_columns_and_extra_columns(tmp_path):
+    _write(tmp_path / "p.tsv", "Go.\tVa !\tCC-BY\nHi.\tSalut !\tCC-BY\n")
+    src, tgt = read_corpus(CorpusConfig(tsv="p.tsv"), tmp_path, "train")
+    assert (src, tgt) == (["Go.", "Hi."], ["Va !", "Salut !"])
+    src, tgt = read_corpus(
+        CorpusConfig(tsv="p.tsv", src_column=1, tgt_column=0), tmp_path, "train"
+    )
+    assert src == ["Va !", "Salut !"]
+
+
+def test_missing_file_names_the_file(tmp_path):
+    with pytest.raises(UserError, match=r"nope\.de: file not found"):
+        read_corpus(CorpusConfig(src="nope.de", tgt="nope.en"), tmp_path, "train")
+
+
+def test_different_line_counts_name_both_files_and_counts(tmp_path):
+    _write(tmp_path / "a.de", "1\n2\n3\n")
+    _write(tmp_path / "a.en", "1\n2\n")
+    with pytest.raises(UserError, match=r"a\.de has 3 lines but .*a\.en has 2"):
+        read_corpus(CorpusConfig(src="a.de", tgt="a.en"), tmp_path, "valid")
+
+
+def test_empty_corpus(tmp_path):
+    _write(tmp_path / "a.de", "")
+    _write(tmp_path / "a.en", "")
+    with pytest.raises(UserError, match=r"data\.train: .* is empty"):
+        read_corpus(CorpusConfig(src="a.de", tgt="a.en"), tmp_path, "train")
+
+
+def test_invalid_utf8_names_file_and_line(tmp_path):
+    (tmp_path / "bad.tsv").write_bytes(b"ok\tok\nfine\tfine\nbad \xff\tx\n")
+    with pytest.raises(UserError, match=r"bad\.tsv:3: not valid UTF-8"):
+        read_corpus(CorpusConfig(tsv="bad.tsv"), tmp_path, "train")
+
+
+def test_tsv_line_without_target_column_names_the_line(tmp_path):
+    _write(tmp_path / "p.tsv", "Go.\tVa !\nHi.\n")
+    with pytest.raises(UserError, match=r"p\.tsv:2: expected at least 2"):
+        read_corpus(CorpusConfig(tsv="p.tsv"), tmp_path, "train")
+
+
+def test_length_filter_drops_and_reports(tmp_path, caplog):
+    from seq2seq.data import encode_pairs
+    from seq2seq.tokenizer import Tokenizer, train_sentencepiece
+
+    text = ["a b c d e f g h i j"] * 20
+    tok = Tokenizer(train_sentencepiece(text, 30, model_type="char"))
+    sources = ["a b", "a b c d e f g h i j", "", "c"]
+    targets = ["c", "d", "e", ""]
+    with caplog.at_level(logging.INFO, logger="seq2seq"):
+        data = encode_pairs(
+            tok, sources, targets, "train", max_src_len=6, max_tgt_len=6
+        )
+    assert data.src_text == ["a b"]
+    assert "dropped 3 of 4 pairs (2 empty, 1 longer" in caplog.text
+    with pytest.raises(UserError, match="no pairs left"):
+        encode_pairs(tok, ["a b c d e f"], ["x"], "train", max_src_len=3)
+
+
+def test_batches_cover_every_pair_once_and_respect_the_token_budget():
+    src = [3, 9, 4, 12, 5, 7, 8, 2, 11, 6] * 7
+    tgt = [4, 8, 5, 10, 6, 6, 9, 3, 12, 5] * 7
+    batches = make_batches(
+        src, tgt, batch_size=4, batch_tokens=40, shuffle=True, seed=3
+    )
+    flat = sorted(i for b in batches for i in b)
+    assert flat == list(range(len(src)))
+    for b in batches:
+        longest = max(max(src[i], tgt[i]) for i in b)
+        assert len(b) == 1 or longest * len(b) <= 40
+    sentence_batches = make_batches(src, tgt, batch_size=4)
+    assert all(len(b) == 4 for b in sentence_batches[:-1])
+    # Length-sorted: every batch spans a narrow range of source lengths.
+    assert [src[b[0]] for b in sentence_batches] == sorted(
+        src[b[0]] for b in sentence_batches
+    )
+
+
+def test_epoch_order_depends_only_on_seed_and_epoch():
+    data = ParallelData(
+        [[1] * (i % 7 + 1) for i in range(50)],
+        [[2] * (i % 5 + 2) for i in range(50)],
+        [""] * 50,
+        [""] * 50,
+    )
+    a = BatchIterator(data, 8, seed=5)
+    b = BatchIterator(data, 8, seed=5)
+    assert a.epoch_batches(3) == b.epoch_batches(3)
+    assert a.epoch_batches(3) != a.epoch_batches(4)
+    batch = a.batch(a.epoch_batches(0)[0])
+    assert batch.src.shape[0] == batch.tgt_in.shape[0] == len(a.epoch_batches(0)[0])
+    assert batch.tgt_in.shape == batch.tgt_out.shape
