@@ -66,3 +66,30 @@ def test_multi30k_slice_trains_evaluates_and_translates(tmp_path, capsys):
     assert main(["translate", str(tmp_path / "run"), "Ein Mann fährt Fahrrad."]) == 0
     translation = capsys.readouterr().out.splitlines()
     assert len(translation) == 1 and translation[0].strip()
+
+
+@pytest.mark.slow
+def test_quickstart_config_trains_a_model_that_translates(tmp_path, capsys):
+    """The README's main job, as shipped (about 1.5 minutes on 2 cores)."""
+    from tests.conftest import ROOT
+
+    config = ROOT / "configs" / "quickstart.yaml"
+    run = tmp_path / "quickstart"
+    assert (
+        main(
+            [
+                "train",
+                str(config),
+                f"run_dir={run}",
+                f"data.root={ROOT / 'data/quickstart'}",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["translate", str(run), "I am cold.", "Where is the station?"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["J'ai froid.", "Où est la gare ?"]
+    assert main(["evaluate", str(run), "--split", "test"]) == 0
+    bleu = float(capsys.readouterr().out.split()[2])
+    assert bleu > 70.0
