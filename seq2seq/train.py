@@ -29,7 +29,7 @@ from seq2seq.errors import UserError
 from seq2seq.evaluate import Translator
 from seq2seq.metrics import bleu
 from seq2seq.model import Seq2Seq, build_model, count_parameters
-from seq2seq.tokenizer import PAD_ID, Tokenizer, build_tokenizer
+from seq2seq.tokenizer import Tokenizer, build_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -75,19 +75,6 @@ def autocast(
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def sequence_loss(
-    logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0
-) -> torch.Tensor:
-    """Summed cross-entropy over non-PAD targets. logits (B, T, V), targets (B, T)."""
-    return nn.functional.cross_entropy(
-        logits.reshape(-1, logits.size(-1)).float(),
-        targets.reshape(-1),
-        ignore_index=PAD_ID,
-        reduction="sum",
-        label_smoothing=label_smoothing,
-    )
 
 
 @dataclass
@@ -300,14 +287,15 @@ class Trainer:
         self.model.train()
         batch = batch.to(self.device)
         with autocast(self.device, self.amp_dtype):
-            logits = self.model(
+            loss = self.model.loss(
                 batch.src,
                 batch.src_lengths,
                 batch.tgt_in,
+                batch.tgt_out,
                 self.cfg.train.teacher_forcing,
-            )  # (B, T, V)
+                self.cfg.train.label_smoothing,
+            )
         tokens = batch.num_tgt_tokens
-        loss = sequence_loss(logits, batch.tgt_out, self.cfg.train.label_smoothing)
         if not torch.isfinite(loss):
             raise UserError(
                 f"training loss became {loss.item()} at step {self.state.step + 1}; "
@@ -427,8 +415,10 @@ class Trainer:
             for indices in self.valid_batches.epoch_batches(0):
                 batch = self.valid_batches.batch(indices).to(self.device)
                 with autocast(self.device, self.amp_dtype):
-                    logits = self.model(batch.src, batch.src_lengths, batch.tgt_in)
-                total_loss += sequence_loss(logits, batch.tgt_out).item()
+                    loss = self.model.loss(
+                        batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out
+                    )
+                total_loss += loss.item()
                 total_tokens += batch.num_tgt_tokens
         translator = Translator(
             self.model, self.tokenizer, self.cfg.decode, self.device, self.amp_dtype

@@ -7,9 +7,8 @@ import torch
 
 from seq2seq.attention import RULES
 from seq2seq.data import collate
-from seq2seq.model import Seq2Seq
+from seq2seq.model import Seq2Seq, sequence_loss
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
-from seq2seq.train import sequence_loss
 
 
 def _model(rule: str = "additive", **kwargs) -> Seq2Seq:
@@ -125,3 +124,18 @@ def test_training_drives_loss_near_zero_on_a_handful_of_pairs(rule):
         loss.backward()
         optimizer.step()
     assert loss.item() < 0.02
+
+
+def test_loss_on_real_positions_equals_loss_over_all_logits():
+    model = _model()
+    batch = collate(
+        [[5, 6, EOS_ID], [7, EOS_ID]],
+        [[BOS_ID, 3, 9, 4, EOS_ID], [BOS_ID, 4, EOS_ID]],
+        [0, 1],
+    )
+    logits = model(batch.src, batch.src_lengths, batch.tgt_in)
+    expected = sequence_loss(logits, batch.tgt_out, label_smoothing=0.1)
+    got = model.loss(
+        batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out, label_smoothing=0.1
+    )
+    torch.testing.assert_close(got, expected)
