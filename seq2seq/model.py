@@ -33,6 +33,25 @@ class StepOutput(NamedTuple):
     weights: torch.Tensor
 
 
+class GRUCell(nn.GRUCell):
+    """``nn.GRUCell`` (same parameters) whose matmuls follow autocast.
+
+    torch's fused GRU cell always runs in fp32 under CPU autocast; here the two
+    matmuls run in the autocast dtype (bf16: ~2x faster) while the gates and the
+    hidden state stay fp32. forward: x (B, I), h (B, H) -> (B, H).
+    """
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        gi = nn.functional.linear(x, self.weight_ih, self.bias_ih).float()  # (B, 3H)
+        gh = nn.functional.linear(h, self.weight_hh, self.bias_hh).float()  # (B, 3H)
+        i_r, i_z, i_n = gi.chunk(3, dim=1)
+        h_r, h_z, h_n = gh.chunk(3, dim=1)
+        reset = torch.sigmoid(i_r + h_r)
+        update = torch.sigmoid(i_z + h_z)
+        candidate = torch.tanh(i_n + reset * h_n)
+        return candidate + update * (h.float() - candidate)  # (B, H)
+
+
 class Encoder(nn.Module):
     """Embedding + (bi)GRU over packed sequences.
 
@@ -105,7 +124,7 @@ class Decoder(nn.Module):
             rule=attention,
         )
         self.cells = nn.ModuleList(
-            nn.GRUCell(hidden_size, hidden_size) for _ in range(num_layers)
+            GRUCell(hidden_size, hidden_size) for _ in range(num_layers)
         )
         self.pre_output = nn.Linear(
             hidden_size + context_size + embed_size, hidden_size
@@ -286,16 +305,18 @@ def sequence_loss(
 ) -> torch.Tensor:
     """Summed cross-entropy over non-PAD targets: logits (..., V), targets (...).
 
-    Under bf16 autocast the logits stay bf16 (log-softmax accumulates in fp32
-    internally and is 5x faster than on an fp32 copy); the sum is taken in fp32.
+    bf16 logits stay bf16: autocast would upcast them to an fp32 copy, but
+    log-softmax accumulates in fp32 internally and runs 5x faster on bf16 input.
+    The sum is taken in fp32.
     """
-    per_token = nn.functional.cross_entropy(
-        logits.reshape(-1, logits.size(-1)),
-        targets.reshape(-1),
-        ignore_index=PAD_ID,
-        reduction="none",
-        label_smoothing=label_smoothing,
-    )  # (N,)
+    with torch.autocast(logits.device.type, enabled=False):
+        per_token = nn.functional.cross_entropy(
+            logits.reshape(-1, logits.size(-1)),
+            targets.reshape(-1),
+            ignore_index=PAD_ID,
+            reduction="none",
+            label_smoothing=label_smoothing,
+        )  # (N,)
     return per_token.float().sum()
 
 

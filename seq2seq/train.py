@@ -208,7 +208,10 @@ class Trainer:
             self.tokenizer.tgt_vocab_size,
         ).to(self.device)
         self.optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=cfg.train.lr, betas=cfg.train.betas
+            self.model.parameters(),
+            lr=cfg.train.lr,
+            betas=cfg.train.betas,
+            fused=True,  # one kernel for all parameters (CPU and CUDA)
         )
         self.amp_dtype = autocast_dtype(cfg.train.amp, self.device)
         self.scaler = torch.amp.GradScaler(

@@ -139,3 +139,13 @@ def test_loss_on_real_positions_equals_loss_over_all_logits():
         batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out, label_smoothing=0.1
     )
     torch.testing.assert_close(got, expected)
+
+
+def test_gru_cell_matches_torch():
+    from seq2seq.model import GRUCell
+
+    ours = GRUCell(6, 5)
+    reference = torch.nn.GRUCell(6, 5)
+    reference.load_state_dict(ours.state_dict())
+    x, h = torch.randn(3, 6), torch.randn(3, 5)
+    torch.testing.assert_close(ours(x, h), reference(x, h))
