@@ -132,3 +132,45 @@ def _to_tuple(value: Any) -> Any:
     if isinstance(value, list):
         return tuple(_to_tuple(v) for v in value)
     return value
+
+
+def average_checkpoints(paths: list[Path]) -> dict[str, Any]:
+    """The first checkpoint with its model weights replaced by the mean over all.
+
+    Optimizer and RNG states are dropped: the result is for translation only.
+    """
+    if not paths:
+        raise UserError("average: no checkpoints to average")
+    states = [load_checkpoint(p) for p in paths]
+    first = states[0]
+    averaged = {}
+    for name, tensor in first["model"].items():
+        if not tensor.is_floating_point():
+            averaged[name] = tensor
+            continue
+        try:
+            total = sum(s["model"][name].double() for s in states)
+        except (KeyError, RuntimeError):
+            raise UserError(
+                f"average: {name} differs between checkpoints; average checkpoints "
+                "of one run only"
+            ) from None
+        averaged[name] = (total / len(states)).to(tensor.dtype)
+    result = {k: v for k, v in first.items() if k not in ("optimizer", "rng", "format")}
+    result["model"] = averaged
+    result["averaged_from"] = [str(p) for p in paths]
+    return result
+
+
+def best_checkpoints(run_dir: Path, n: int) -> list[Path]:
+    """The run's ``n`` best kept checkpoints (``train.keep_best``), best first."""
+    latest = load_checkpoint(checkpoint_dir(run_dir) / LATEST)
+    kept = latest["train_state"].get("kept_best", [])
+    paths = [checkpoint_dir(run_dir) / f"step{int(step)}.pt" for _, step in kept[:n]]
+    missing = [p for p in paths if not p.is_file()]
+    if len(paths) < n or missing:
+        raise UserError(
+            f"average: {run_dir} keeps {len(paths) - len(missing)} best checkpoints, "
+            f"{n} asked; train with train.keep_best={n} or ask for fewer"
+        )
+    return paths

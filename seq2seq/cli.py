@@ -22,15 +22,15 @@ def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--beam",
         type=int,
-        default=1,
+        default=None,
         metavar="N",
-        help="beam size (1: greedy search; default 1)",
+        help="beam size, 1: greedy search (default: the run's decode.beam_size)",
     )
     parser.add_argument(
         "--alpha",
         type=float,
-        default=1.0,
-        help="beam search length penalty alpha (default 1.0)",
+        default=None,
+        help="beam search length penalty (default: the run's decode.length_penalty)",
     )
     parser.add_argument(
         "--batch-size",
@@ -94,6 +94,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_decoding_arguments(p)
 
+    p = sub.add_parser(
+        "average", help="average the weights of a run's best checkpoints"
+    )
+    p.add_argument("run", help="run directory trained with train.keep_best >= N")
+    p.add_argument(
+        "--best",
+        type=int,
+        default=5,
+        metavar="N",
+        help="how many best checkpoints (default 5)",
+    )
+    p.add_argument("--output", help="default: RUN/checkpoints/averaged.pt")
+
     p = sub.add_parser("data", help="dataset tools")
     data_sub = p.add_subparsers(
         dest="data_command", required=True, metavar="DATA_COMMAND"
@@ -117,11 +130,15 @@ def _translator(args: argparse.Namespace):
     from seq2seq.evaluate import Translator, load_model
     from seq2seq.train import resolve_device
 
-    if args.beam < 1:
+    if args.beam is not None and args.beam < 1:
         raise UserError(f"--beam {args.beam}: must be >= 1")
     device = resolve_device(args.device)
     model, tokenizer, cfg = load_model(args.run, device)
     decode = cfg.decode
+    if args.beam is None:
+        args.beam = decode.beam_size
+    if args.alpha is None:
+        args.alpha = decode.length_penalty
     if args.batch_size is not None:
         if args.batch_size < 1:
             raise UserError(f"--batch-size {args.batch_size}: must be >= 1")
@@ -188,7 +205,23 @@ def cmd_data(args: argparse.Namespace) -> int:
     return run_download(args)
 
 
+def cmd_average(args: argparse.Namespace) -> int:
+    from seq2seq import checkpoint as ckpt
+
+    if args.best < 1:
+        raise UserError(f"--best {args.best}: must be >= 1")
+    run = Path(args.run)
+    paths = ckpt.best_checkpoints(run, args.best)
+    output = ckpt.checkpoint_dir(run) / "averaged.pt"
+    if args.output:
+        output = Path(args.output)
+    ckpt.save_checkpoint(ckpt.average_checkpoints(paths), output)
+    print(f"averaged {len(paths)} checkpoints -> {output}")
+    return 0
+
+
 COMMANDS = {
+    "average": cmd_average,
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "translate": cmd_translate,

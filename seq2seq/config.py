@@ -73,7 +73,10 @@ class ModelConfig:
     bidirectional: bool = True
     decoder_hidden_size: int = 512
     decoder_layers: int = 1
-    dropout: float = 0.2  # on embeddings, between GRU layers, before the output layer
+    dropout: float = 0.2  # on embeddings, encoder outputs, between GRU layers,
+    # and on the attentional vector before the output layer
+    input_feeding: bool = False  # Luong: feed the previous attentional vector back
+    tie_embeddings: bool = False  # target embedding = output projection weights
 
 
 @dataclass(frozen=True)
@@ -90,9 +93,29 @@ class TrainConfig:
     max_minutes: float | None = None  # stop after this much training wall-clock
     clip_grad_norm: float | None = 1.0
     teacher_forcing: float = 1.0  # probability of feeding the gold previous token
+    # constant | linear (from teacher_forcing to teacher_forcing_min over
+    # teacher_forcing_steps) | inverse_sigmoid (k / (k + exp(step / k)), floored at
+    # teacher_forcing_min; k = teacher_forcing_k): scheduled sampling
+    teacher_forcing_schedule: Literal["constant", "linear", "inverse_sigmoid"] = (
+        "constant"
+    )
+    teacher_forcing_min: float = 0.0
+    teacher_forcing_steps: int = 10000
+    teacher_forcing_k: float = 2000.0
     label_smoothing: float = 0.0
+    # constant | plateau (multiply by lr_factor after lr_patience validations
+    # without a better valid BLEU) | warmup_decay (linear warm-up over
+    # warmup_steps, then inverse square root decay)
+    lr_schedule: Literal["constant", "plateau", "warmup_decay"] = "constant"
+    lr_factor: float = 0.5
+    lr_patience: int = 2
+    min_lr: float = 1e-5
+    warmup_steps: int = 1000
+    patience: int | None = None  # early stopping: validations without a better BLEU
     valid_every: int = 0  # updates between validations; 0: at each epoch's end
     checkpoint_every: int = 0  # updates between checkpoints; 0: at each validation
+    keep_best: int = 1  # best-BLEU checkpoints kept (for `seq2seq average`)
+    snapshot_minutes: tuple[float, ...] = ()  # also keep a checkpoint at these minutes
     log_every: int = 50  # updates between TensorBoard train scalars
     valid_max_sentences: int | None = None  # validate on the first N valid pairs
     amp: Literal["auto", "none", "bf16", "fp16"] = "none"  # mixed precision
@@ -106,6 +129,8 @@ class DecodeConfig:
     batch_size: int = 64  # sentences per decoding batch
     max_len_a: float = 1.5  # output length limit: a * source length + b
     max_len_b: int = 10
+    beam_size: int = 5  # evaluate / translate default (validation is greedy)
+    length_penalty: float = 1.0  # beam search alpha: score / ((5 + len) / 6)^alpha
 
 
 @dataclass(frozen=True)
@@ -136,6 +161,8 @@ def _type_name(tp: Any) -> str:
     if dataclasses.is_dataclass(tp):
         return "a mapping"
     if origin is tuple:
+        if typing.get_args(tp)[-1] is Ellipsis:
+            return "a list"
         return f"a list of {len(typing.get_args(tp))} numbers"
     return getattr(tp, "__name__", str(tp))
 
@@ -167,6 +194,11 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise UserError(f"{where}: expected a mapping, got {value!r}")
         return _build(tp, value, where)
+    if origin is tuple and typing.get_args(tp)[-1] is Ellipsis:
+        item = typing.get_args(tp)[0]
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"{where}: expected a list, got {value!r}")
+        return tuple(_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value))
     if origin is tuple:
         args = typing.get_args(tp)
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
@@ -262,6 +294,26 @@ def validate(cfg: Config) -> None:
     )
     for name in ("valid_every", "checkpoint_every"):
         _check(getattr(t, name) >= 0, f"train.{name}", "must be >= 0")
+    _check(0.0 < t.lr_factor < 1.0, "train.lr_factor", "must be in (0, 1)")
+    _check(t.lr_patience >= 0, "train.lr_patience", "must be >= 0")
+    _check(t.min_lr >= 0, "train.min_lr", "must be >= 0")
+    _check(t.warmup_steps >= 1, "train.warmup_steps", "must be >= 1")
+    if t.patience is not None:
+        _check(t.patience >= 1, "train.patience", "must be >= 1 or null")
+    _check(t.keep_best >= 1, "train.keep_best", "must be >= 1")
+    _check(
+        0.0 <= t.teacher_forcing_min <= t.teacher_forcing,
+        "train.teacher_forcing_min",
+        "must be in [0, train.teacher_forcing]",
+    )
+    _check(t.teacher_forcing_steps >= 1, "train.teacher_forcing_steps", "must be >= 1")
+    _check(t.teacher_forcing_k >= 1.0, "train.teacher_forcing_k", "must be >= 1")
+    _check(
+        all(m > 0 for m in t.snapshot_minutes),
+        "train.snapshot_minutes",
+        "minutes must be > 0",
+    )
+
     _check(t.log_every >= 1, "train.log_every", "must be >= 1")
     _check(d.max_src_len >= 2, "data.max_src_len", "must be >= 2")
     _check(d.max_tgt_len >= 2, "data.max_tgt_len", "must be >= 2")
@@ -312,6 +364,8 @@ def validate(cfg: Config) -> None:
             "src_column and tgt_column must be different and >= 0",
         )
     _check(cfg.decode.batch_size >= 1, "decode.batch_size", "must be >= 1")
+    _check(cfg.decode.beam_size >= 1, "decode.beam_size", "must be >= 1")
+    _check(cfg.decode.length_penalty >= 0, "decode.length_penalty", "must be >= 0")
     _check(cfg.decode.max_len_a >= 0, "decode.max_len_a", "must be >= 0")
     _check(cfg.decode.max_len_b >= 1, "decode.max_len_b", "must be >= 1")
 

@@ -25,11 +25,26 @@ class EncoderOutput(NamedTuple):
     hidden: torch.Tensor
 
 
+class DecoderState(NamedTuple):
+    """hidden (layers, B, H); feed (B, P) the previous attentional vector (input
+    feeding) or None."""
+
+    hidden: torch.Tensor
+    feed: torch.Tensor | None
+
+    def select(self, rows: torch.Tensor) -> DecoderState:
+        """Keep (or repeat, or reorder) batch rows."""
+        return DecoderState(
+            self.hidden.index_select(1, rows),
+            None if self.feed is None else self.feed.index_select(0, rows),
+        )
+
+
 class StepOutput(NamedTuple):
-    """logits (B, V), hidden (layers, B, H), attention weights (B, S)."""
+    """logits (B, V), the new :class:`DecoderState`, attention weights (B, S)."""
 
     logits: torch.Tensor
-    hidden: torch.Tensor
+    state: DecoderState
     weights: torch.Tensor
 
 
@@ -96,8 +111,14 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Attention decoder: one step is ``Attn(Q=embedded previous token, K=hidden,
-    V=encoder outputs)`` -> GRU -> deep output layer -> vocabulary logits."""
+    """Attention decoder. One step::
+
+    Q = embedded previous token (with input feeding: [embedded; previous a])
+    output, weights = Attn(Q, K=top hidden state, V=encoder outputs)
+    h = GRU(relu(output), h)
+    a = tanh(Linear([h_top; context; embedded]))     # the attentional vector
+    logits = Linear(dropout(a))                      # tied: target embeddingᵀ
+    """
 
     def __init__(
         self,
@@ -109,14 +130,18 @@ class Decoder(nn.Module):
         max_src_len: int,
         attention: str,
         dropout: float,
+        input_feeding: bool = False,
+        tie_embeddings: bool = False,
     ) -> None:
         super().__init__()
         self.num_layers = num_layers
         self.hidden_size = hidden_size
+        self.input_feeding = input_feeding
+        self.attentional_size = embed_size if tie_embeddings else hidden_size
         self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=PAD_ID)
         self.dropout = nn.Dropout(dropout)
         self.attention = Attn(
-            query_size=embed_size,
+            query_size=embed_size + (self.attentional_size if input_feeding else 0),
             key_size=hidden_size,
             value_size1=max_src_len,
             value_size2=context_size,
@@ -127,62 +152,86 @@ class Decoder(nn.Module):
             GRUCell(hidden_size, hidden_size) for _ in range(num_layers)
         )
         self.pre_output = nn.Linear(
-            hidden_size + context_size + embed_size, hidden_size
+            hidden_size + context_size + embed_size, self.attentional_size
         )
-        self.output = nn.Linear(hidden_size, vocab_size)
+        self.output = nn.Linear(self.attentional_size, vocab_size)
+        if tie_embeddings:
+            self.output.weight = self.embedding.weight
+
+    def initial_state(self, hidden: torch.Tensor) -> DecoderState:
+        """The state before the first step, from the bridge's hidden (layers, B, H)."""
+        feed = None
+        if self.input_feeding:
+            feed = hidden.new_zeros(hidden.size(1), self.attentional_size)
+        return DecoderState(hidden, feed)
 
     def rnn_step(
-        self,
-        embedded: torch.Tensor,
-        hidden: torch.Tensor,
-        enc: EncoderOutput,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One step without the output layer.
+        self, embedded: torch.Tensor, state: DecoderState, enc: EncoderOutput
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Attention and GRU for one step, without the output layer.
 
-        embedded (B, E), hidden (layers, B, H) -> top output (B, H),
-        new hidden (layers, B, H), attention result's context (B, C) and weights.
+        embedded (B, E) -> top output (B, H), new hidden (layers, B, H),
+        context (B, C), attention weights (B, S).
         """
+        query = embedded if state.feed is None else torch.cat((embedded, state.feed), 1)
         att = self.attention.attend(
-            embedded, hidden[-1], enc.outputs, enc.mask, enc.keys
+            query, state.hidden[-1], enc.outputs, enc.mask, enc.keys
         )
         layer_input = torch.relu(att.output)  # (B, H)
         new_hidden = []
         for layer, cell in enumerate(self.cells):
-            h = cell(layer_input, hidden[layer])  # (B, H)
+            h = cell(layer_input, state.hidden[layer])  # (B, H)
             new_hidden.append(h)
             layer_input = self.dropout(h) if layer + 1 < self.num_layers else h
         return layer_input, torch.stack(new_hidden), att.context, att.weights
 
-    def logits(
+    def attentional(
         self, top: torch.Tensor, context: torch.Tensor, embedded: torch.Tensor
     ) -> torch.Tensor:
-        """Deep output: (..., H), (..., C), (..., E) -> (..., V)."""
-        pre = torch.tanh(self.pre_output(torch.cat((top, context, embedded), dim=-1)))
-        return self.output(self.dropout(pre))
+        """(..., H), (..., C), (..., E) -> attentional vector (..., P)."""
+        return torch.tanh(self.pre_output(torch.cat((top, context, embedded), dim=-1)))
+
+    def logits(self, attentional: torch.Tensor) -> torch.Tensor:
+        """(..., P) -> (..., V)."""
+        return self.output(self.dropout(attentional))
 
     def step(
-        self, prev_tokens: torch.Tensor, hidden: torch.Tensor, enc: EncoderOutput
+        self, prev_tokens: torch.Tensor, state: DecoderState, enc: EncoderOutput
     ) -> StepOutput:
-        """prev_tokens (B,), hidden (layers, B, H) -> :class:`StepOutput`."""
+        """prev_tokens (B,) -> :class:`StepOutput`."""
         embedded = self.dropout(self.embedding(prev_tokens))  # (B, E)
-        top, hidden, context, weights = self.rnn_step(embedded, hidden, enc)
-        return StepOutput(self.logits(top, context, embedded), hidden, weights)
+        top, hidden, context, weights = self.rnn_step(embedded, state, enc)
+        attentional = self.attentional(top, context, embedded)  # (B, P)
+        feed = attentional if self.input_feeding else None
+        return StepOutput(self.logits(attentional), DecoderState(hidden, feed), weights)
 
-    def teacher_forced_features(
+    def teacher_forced_attentional(
         self, tgt_in: torch.Tensor, enc: EncoderOutput
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Run the recurrence on gold inputs: tgt_in (B, T) -> the output layer's
-        inputs: top (B, T, H), context (B, T, C), embedded (B, T, E)."""
+    ) -> torch.Tensor:
+        """Run the recurrence on gold inputs: tgt_in (B, T) -> attentional (B, T, P)."""
         embedded = self.dropout(self.embedding(tgt_in))  # (B, T, E)
-        hidden = enc.hidden
-        tops, contexts = [], []
+        state = self.initial_state(enc.hidden)
         # unbind: one backward op for all steps (slicing would zero-fill a
         # (B, T, E) gradient at every step).
-        for step_input in embedded.unbind(1):
-            top, hidden, context, _ = self.rnn_step(step_input, hidden, enc)
+        step_inputs = embedded.unbind(1)
+        if self.input_feeding:
+            outputs = []
+            for step_input in step_inputs:
+                top, hidden, context, _ = self.rnn_step(step_input, state, enc)
+                attentional = self.attentional(top, context, step_input)  # (B, P)
+                outputs.append(attentional)
+                state = DecoderState(hidden, attentional)
+            return torch.stack(outputs, 1)
+        tops, contexts = [], []
+        for step_input in step_inputs:
+            top, hidden, context, _ = self.rnn_step(step_input, state, enc)
             tops.append(top)
             contexts.append(context)
-        return torch.stack(tops, 1), torch.stack(contexts, 1), embedded
+            state = DecoderState(hidden, None)
+        # Without input feeding the attentional layer runs once over all steps.
+        return self.attentional(
+            torch.stack(tops, 1), torch.stack(contexts, 1), embedded
+        )
 
     def forward(
         self,
@@ -193,22 +242,24 @@ class Decoder(nn.Module):
         """Decode a whole target: tgt_in (B, T) -> logits (B, T, V).
 
         With ``teacher_forcing`` < 1, each next input is, per sentence and step,
-        the gold token with that probability and the model's own argmax otherwise.
+        the gold token with that probability and the model's own argmax otherwise
+        (scheduled sampling).
         """
         if teacher_forcing >= 1.0:
             # The output layer runs once over all steps: one large matmul.
-            return self.logits(*self.teacher_forced_features(tgt_in, enc))  # (B, T, V)
-        hidden = enc.hidden
+            return self.logits(self.teacher_forced_attentional(tgt_in, enc))
+        state = self.initial_state(enc.hidden)
         steps = tgt_in.size(1)
         logits = []
         prev = tgt_in[:, 0]
         for t in range(steps):
-            out = self.step(prev, hidden, enc)
-            hidden = out.hidden
+            out = self.step(prev, state, enc)
+            state = out.state
             logits.append(out.logits)
             if t + 1 < steps:
                 use_gold = torch.rand(prev.shape, device=prev.device) < teacher_forcing
-                prev = torch.where(use_gold, tgt_in[:, t + 1], out.logits.argmax(-1))
+                predicted = out.logits.detach().argmax(-1)
+                prev = torch.where(use_gold, tgt_in[:, t + 1], predicted)
         return torch.stack(logits, 1)  # (B, T, V)
 
 
@@ -228,6 +279,8 @@ class Seq2Seq(nn.Module):
         max_src_len: int = 64,
         attention: str = "additive",
         dropout: float = 0.2,
+        input_feeding: bool = False,
+        tie_embeddings: bool = False,
     ) -> None:
         super().__init__()
         self.max_src_len = max_src_len
@@ -249,6 +302,8 @@ class Seq2Seq(nn.Module):
             max_src_len,
             attention,
             dropout,
+            input_feeding,
+            tie_embeddings,
         )
         self.bridge = nn.Linear(
             self.encoder.output_size, decoder_layers * decoder_hidden_size
@@ -294,9 +349,9 @@ class Seq2Seq(nn.Module):
             logits = self(src, src_lengths, tgt_in, teacher_forcing)
             return sequence_loss(logits, tgt_out, label_smoothing)
         enc = self.encode(src, src_lengths)
-        top, context, embedded = self.decoder.teacher_forced_features(tgt_in, enc)
+        attentional = self.decoder.teacher_forced_attentional(tgt_in, enc)  # (B, T, P)
         real = tgt_out != PAD_ID  # (B, T)
-        logits = self.decoder.logits(top[real], context[real], embedded[real])  # (N, V)
+        logits = self.decoder.logits(attentional[real])  # (N, V)
         return sequence_loss(logits, tgt_out[real], label_smoothing)
 
 
@@ -334,6 +389,8 @@ def build_model(model_cfg, max_src_len: int, src_vocab: int, tgt_vocab: int) -> 
         max_src_len=max_src_len,
         attention=model_cfg.attention,
         dropout=model_cfg.dropout,
+        input_feeding=model_cfg.input_feeding,
+        tie_embeddings=model_cfg.tie_embeddings,
     )
 
 

@@ -2,7 +2,8 @@
 
 Both decode a whole batch at once; sentences that are done leave the batch, so the
 remaining steps only pay for the sentences still being decoded. Each sentence's
-output is limited to ``max_len_a * source_length + max_len_b`` tokens.
+output is limited to ``max_len_a * source_length + max_len_b`` tokens and holds at
+least one token (EOS cannot come first).
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def greedy_search(
     batch = src.size(0)
     limits = max_lengths(src_lengths, max_len_a, max_len_b)
     enc = model.encode(src, src_lengths)
-    hidden = enc.hidden
+    state = model.decoder.initial_state(enc.hidden)
     prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=device)
     active = list(range(batch))  # original index of each row still decoding
     tokens: list[list[int]] = [[] for _ in range(batch)]
@@ -72,8 +73,10 @@ def greedy_search(
     finished = [False] * batch
     step = 0
     while active:
-        out = model.decoder.step(prev, hidden, enc)
+        out = model.decoder.step(prev, state, enc)
         log_probs = torch.log_softmax(out.logits.float(), dim=-1)  # (b, V)
+        if step == 0:
+            log_probs[:, EOS_ID] = float("-inf")  # no empty translations
         best_scores, best = log_probs.max(dim=-1)  # (b,), (b,)
         best_list, score_list = best.tolist(), best_scores.tolist()
         keep = []
@@ -96,11 +99,11 @@ def greedy_search(
             rows = torch.tensor(keep, device=device)
             enc = _select(enc, rows)
             best = best.index_select(0, rows)
-            out_hidden = out.hidden.index_select(1, rows)
+            out_state = out.state.select(rows)
             active = [active[r] for r in keep]
         else:
-            out_hidden = out.hidden
-        prev, hidden = best, out_hidden
+            out_state = out.state
+        prev, state = best, out_state
     return [
         Hypothesis(
             tokens[i],
@@ -144,7 +147,7 @@ def beam_search(
         model.encode(src, src_lengths),
         torch.arange(batch, device=device).repeat_interleave(k),
     )
-    hidden = enc.hidden  # (layers, b * k, H)
+    state = model.decoder.initial_state(enc.hidden)  # hidden (layers, b * k, H)
     prev = torch.full((batch * k,), BOS_ID, dtype=torch.long, device=device)
     # Only the first beam is live at the start: the others would duplicate it.
     beam_scores = torch.full((batch, k), float("-inf"), device=device)
@@ -156,8 +159,10 @@ def beam_search(
     step = 0
     while active:
         b = len(active)
-        out = model.decoder.step(prev, hidden, enc)
+        out = model.decoder.step(prev, state, enc)
         log_probs = torch.log_softmax(out.logits.float(), dim=-1)  # (b * k, V)
+        if step == 0:
+            log_probs[:, EOS_ID] = float("-inf")  # no empty translations
         vocab = log_probs.size(-1)
         candidates = (beam_scores.view(-1, 1) + log_probs).view(b, k * vocab)
         top_scores, top_ids = candidates.topk(k, dim=-1)  # (b, k)
@@ -217,7 +222,7 @@ def beam_search(
             keep.append(row)
         if not keep:
             break
-        hidden = out.hidden.index_select(1, rows)
+        state = out.state.select(rows)
         if len(keep) < b:
             keep_rows = torch.tensor(keep, device=device)
             beam_rows = (
@@ -228,7 +233,7 @@ def beam_search(
             history = history.index_select(0, beam_rows)
             if attn_history is not None:
                 attn_history = attn_history.index_select(0, beam_rows)
-            hidden = hidden.index_select(1, beam_rows)
+            state = state.select(beam_rows)
             enc = _select(enc, beam_rows)
             active = [active[r] for r in keep]
         beam_scores = top_scores

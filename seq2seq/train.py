@@ -29,6 +29,7 @@ from seq2seq.errors import UserError
 from seq2seq.evaluate import Translator
 from seq2seq.metrics import bleu
 from seq2seq.model import Seq2Seq, build_model, count_parameters
+from seq2seq.schedules import plateau_lr, teacher_forcing_ratio, warmup_decay_lr
 from seq2seq.tokenizer import Tokenizer, build_tokenizer
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,13 @@ class TrainState:
     best_bleu: float = -1.0
     best_step: int = 0
     train_seconds: float = 0.0
+    lr: float = 0.0  # current learning rate (the plateau schedule changes it)
+    base_lr: float = 0.0  # train.lr this state was made with
+    bad_validations: int = 0  # since the last lr change (plateau schedule)
+    validations_since_best: int = 0  # early stopping
+    stopped_early: bool = False
+    kept_best: list[list[float]] = field(default_factory=list)  # [bleu, step] of best-N
+    snapshots: list[float] = field(default_factory=list)  # minutes already saved
     history: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -217,7 +225,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(
             self.device.type, enabled=self.amp_dtype == torch.float16
         )
-        self.state = TrainState()
+        self.state = TrainState(lr=cfg.train.lr, base_lr=cfg.train.lr)
         if resume_state is not None:
             self._restore(resume_state)
         self._stop_signal: int | None = None
@@ -248,12 +256,12 @@ class Trainer:
     def _restore(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        for group in self.optimizer.param_groups:  # the config's lr wins on resume
-            group["lr"] = self.cfg.train.lr
         if "scaler" in state:
             self.scaler.load_state_dict(state["scaler"])
         saved = state["train_state"]
         self.state = TrainState(**saved)
+        if self.state.base_lr != self.cfg.train.lr:  # a new train.lr restarts the rate
+            self.state.lr = self.state.base_lr = self.cfg.train.lr
         ckpt.set_rng_state(state["rng"])
         log.info(
             "resumed from step %d (epoch %d, batch %d)",
@@ -283,9 +291,76 @@ class Trainer:
         if best:
             ckpt.save_checkpoint(state, directory / ckpt.BEST)
 
+    # ------------------------------------------------------------ schedules
+
+    def _lr_for_step(self, step: int) -> float:
+        t = self.cfg.train
+        if t.lr_schedule == "warmup_decay":
+            return warmup_decay_lr(self.state.lr, step, t.warmup_steps)
+        return self.state.lr
+
+    def _set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def _after_validation(self, bleu_score: float, best: bool) -> None:
+        """Best score, plateau schedule and early stopping after a validation."""
+        s, t = self.state, self.cfg.train
+        if best:
+            s.best_bleu, s.best_step = bleu_score, s.step
+            s.validations_since_best = s.bad_validations = 0
+            return
+        s.validations_since_best += 1
+        if t.lr_schedule == "plateau":
+            lr, s.bad_validations = plateau_lr(s.lr, s.bad_validations + 1, t)
+            if lr != s.lr:
+                log.info("valid BLEU has not improved: lr %.2e -> %.2e", s.lr, lr)
+                s.lr = lr
+        if t.patience is not None and s.validations_since_best >= t.patience:
+            log.info(
+                "early stopping: no better valid BLEU in %d validations (best %.2f "
+                "at step %d)",
+                t.patience,
+                s.best_bleu,
+                s.best_step,
+            )
+            s.stopped_early = True
+
+    def _keep_best_n(self, bleu_score: float) -> None:
+        """Keep ``train.keep_best`` checkpoints of the best valid BLEU scores."""
+        keep = self.cfg.train.keep_best
+        if keep <= 1:
+            return
+        s = self.state
+        directory = ckpt.checkpoint_dir(self.run_dir)
+        ranked = sorted(
+            s.kept_best + [[bleu_score, s.step]], key=lambda x: (-x[0], x[1])
+        )
+        if [bleu_score, s.step] in ranked[:keep]:
+            ckpt.save_checkpoint(
+                self.checkpoint_state(), directory / f"step{s.step}.pt"
+            )
+        for _, step in ranked[keep:]:
+            (directory / f"step{int(step)}.pt").unlink(missing_ok=True)
+        s.kept_best = ranked[:keep]
+
+    def _save_snapshots(self) -> None:
+        """A checkpoint per ``train.snapshot_minutes`` mark passed (quality vs time)."""
+        s = self.state
+        for minute in self.cfg.train.snapshot_minutes:
+            if minute not in s.snapshots and s.train_seconds >= minute * 60:
+                s.snapshots.append(minute)
+                name = f"minute{minute:g}.pt"
+                ckpt.save_checkpoint(
+                    self.checkpoint_state(), ckpt.checkpoint_dir(self.run_dir) / name
+                )
+                log.info("snapshot at %.1f min: %s", s.train_seconds / 60, name)
+
     # ------------------------------------------------------------ the loop
 
-    def train_step(self, batch) -> tuple[float, int]:
+    def train_step(
+        self, batch, teacher_forcing: float | None = None
+    ) -> tuple[float, int]:
         """One update; returns (summed loss, target tokens)."""
         self.model.train()
         batch = batch.to(self.device)
@@ -295,7 +370,9 @@ class Trainer:
                 batch.src_lengths,
                 batch.tgt_in,
                 batch.tgt_out,
-                self.cfg.train.teacher_forcing,
+                self.cfg.train.teacher_forcing
+                if teacher_forcing is None
+                else teacher_forcing,
                 self.cfg.train.label_smoothing,
             )
         tokens = batch.num_tgt_tokens
@@ -366,7 +443,8 @@ class Trainer:
                 if self._stop_signal is not None:
                     raise StopRequested
                 batch = self.batches.batch(batches[s.batch_in_epoch])
-                loss, tokens = self.train_step(batch)
+                self._set_lr(self._lr_for_step(s.step + 1))
+                loss, tokens = self.train_step(batch, teacher_forcing_ratio(t, s.step))
                 s.step += 1
                 s.batch_in_epoch += 1
                 s.train_seconds = time.perf_counter() - started
@@ -397,10 +475,12 @@ class Trainer:
                 due_valid = (t.valid_every and s.step % t.valid_every == 0) or (
                     not t.valid_every and epoch_end
                 )
+                self._save_snapshots()
                 if due_valid or done or (epoch_end and s.epoch >= t.epochs):
                     self.validate()
                     validated_at = s.step
                     window_start = time.perf_counter()
+                    done = done or s.stopped_early
                 elif t.checkpoint_every and s.step % t.checkpoint_every == 0:
                     self.save()
                 if done or epoch_end:
@@ -442,9 +522,9 @@ class Trainer:
             self.writer.add_scalar(f"valid/{name}", metrics[name], s.step)
         self.writer.flush()
         best = score.score > s.best_bleu
-        if best:
-            s.best_bleu, s.best_step = score.score, s.step
+        self._after_validation(score.score, best)
         self.save(best=best)
+        self._keep_best_n(score.score)
         log.info(
             "step %d (epoch %d, %.1f min): valid loss %.3f ppl %.2f BLEU %.2f%s",
             s.step,

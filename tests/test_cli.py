@@ -183,3 +183,57 @@ def test_data_errors_reach_the_user_as_one_line(tiny_tsv, tmp_path, capsys):
 def test_debug_flag_shows_the_traceback(tmp_path):
     with pytest.raises(Exception, match="config file not found"):
         main(["--debug", "train", str(tmp_path / "missing.yaml")])
+
+
+def test_recipe_options_train_and_average(tiny_tsv, tmp_path, capsys):
+    """Plateau schedule, early stopping, best-N retention and averaging."""
+    cfg = tiny_config(
+        tmp_path,
+        tiny_tsv,
+        model={"input_feeding": True, "tie_embeddings": True},
+        train={
+            "epochs": 6,
+            "valid_every": 3,
+            "keep_best": 3,
+            "lr_schedule": "plateau",
+            "lr_patience": 0,
+            "label_smoothing": 0.1,
+            "patience": 50,
+            "teacher_forcing_schedule": "linear",
+            "teacher_forcing_min": 0.5,
+            "teacher_forcing_steps": 20,
+        },
+    )
+    config = write_config(tmp_path / "c.yaml", cfg)
+    assert main(["train", str(config), "--quiet"]) == 0
+    run = tmp_path / "run"
+    state = load_checkpoint(run / "checkpoints" / "latest.pt")["train_state"]
+    kept = sorted(p.name for p in (run / "checkpoints").glob("step*.pt"))
+    assert len(kept) == 3
+    assert kept == sorted(f"step{int(step)}.pt" for _, step in state["kept_best"])
+    scores = [bleu for bleu, _ in state["kept_best"]]
+    assert scores == sorted(scores, reverse=True)
+    assert state["best_bleu"] == scores[0]
+    capsys.readouterr()
+    assert main(["average", str(run), "--best", "3"]) == 0
+    assert "averaged 3 checkpoints" in capsys.readouterr().out
+    averaged = run / "checkpoints" / "averaged.pt"
+    assert main(["translate", str(averaged), "I am cold."]) == 0
+    assert capsys.readouterr().out.strip()
+    assert main(["average", str(run), "--best", "4"]) == 2
+    assert "keeps 3 best checkpoints, 4 asked" in capsys.readouterr().err
+
+
+def test_early_stopping_stops_the_run(tiny_tsv, tmp_path, capsys):
+    cfg = tiny_config(
+        tmp_path,
+        tiny_tsv,
+        train={"epochs": 50, "valid_every": 2, "patience": 1, "lr": 1e-6},
+    )
+    assert main(["train", str(write_config(tmp_path / "c.yaml", cfg)), "--quiet"]) == 0
+    state = load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")[
+        "train_state"
+    ]
+    assert state["stopped_early"] is True
+    assert state["step"] < 50 * 6
+    assert "early stopping" in capsys.readouterr().err

@@ -40,40 +40,48 @@ def test_encoder_output_does_not_depend_on_padding_or_batch_mates():
 
 @pytest.mark.parametrize("rule", RULES)
 @pytest.mark.parametrize("layers", [1, 2])
-def test_decoder_step_shapes(rule, layers):
-    model = _model(rule, decoder_layers=layers, encoder_hidden_size=6)
+@pytest.mark.parametrize("feeding", [False, True])
+def test_decoder_step_shapes(rule, layers, feeding):
+    model = _model(rule, decoder_layers=layers, input_feeding=feeding)
     batch = collate([[5, 6, EOS_ID], [7, EOS_ID]], None, [0, 1])
     enc = model.encode(batch.src, batch.src_lengths)
     assert enc.outputs.shape == (2, 3, 12)
     assert enc.hidden.shape == (layers, 2, 12)
-    out = model.decoder.step(torch.tensor([BOS_ID, BOS_ID]), enc.hidden, enc)
+    state = model.decoder.initial_state(enc.hidden)
+    out = model.decoder.step(torch.tensor([BOS_ID, BOS_ID]), state, enc)
     assert out.logits.shape == (2, 22)
-    assert out.hidden.shape == (layers, 2, 12)
+    assert out.state.hidden.shape == (layers, 2, 12)
+    assert (out.state.feed is not None) == feeding
+    if feeding:
+        assert out.state.feed.shape == (2, 12)
     assert out.weights.shape == (2, 3)
     assert out.weights[1, 2].item() == 0.0  # the second sentence has 2 real positions
 
 
-def test_teacher_forced_forward_equals_step_by_step():
-    model = _model()
+@pytest.mark.parametrize("feeding", [False, True])
+@pytest.mark.parametrize("tied", [False, True])
+def test_teacher_forced_forward_equals_step_by_step(feeding, tied):
+    model = _model(input_feeding=feeding, tie_embeddings=tied)
     batch = collate(
         [[5, 6, EOS_ID], [7, EOS_ID]],
-        [
-            [BOS_ID, 3, 9, EOS_ID],
-            [
-                BOS_ID,
-                4,
-                EOS_ID,
-            ],
-        ],
+        [[BOS_ID, 3, 9, EOS_ID], [BOS_ID, 4, EOS_ID]],
         [0, 1],
     )
     logits = model(batch.src, batch.src_lengths, batch.tgt_in)
     enc = model.encode(batch.src, batch.src_lengths)
-    hidden = enc.hidden
+    state = model.decoder.initial_state(enc.hidden)
     for t in range(batch.tgt_in.size(1)):
-        out = model.decoder.step(batch.tgt_in[:, t], hidden, enc)
-        hidden = out.hidden
+        out = model.decoder.step(batch.tgt_in[:, t], state, enc)
+        state = out.state
         torch.testing.assert_close(logits[:, t], out.logits)
+
+
+def test_tied_embeddings_share_one_matrix():
+    model = _model(tie_embeddings=True)
+    assert model.decoder.output.weight is model.decoder.embedding.weight
+    untied = _model()
+    params = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert params(model) < params(untied)
 
 
 def test_teacher_forcing_below_one_feeds_predictions():

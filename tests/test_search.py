@@ -140,3 +140,17 @@ def test_n_best_larger_than_beam_is_an_error(model):
     batch = _batch(SOURCES[:1])
     with pytest.raises(ValueError, match="n_best"):
         beam_search(model, batch.src, batch.src_lengths, beam_size=2, n_best=3)
+
+
+def test_no_empty_translations_even_when_eos_is_likeliest(model):
+    batch = _batch(SOURCES)
+    with torch.no_grad():
+        model.decoder.output.bias[EOS_ID] += 100.0  # EOS dominates every step
+    try:
+        for hyp in greedy_search(model, batch.src, batch.src_lengths):
+            assert hyp.tokens and hyp.finished and len(hyp.tokens) == 1
+        for (hyp,) in beam_search(model, batch.src, batch.src_lengths, beam_size=3):
+            assert len(hyp.tokens) == 1
+    finally:
+        with torch.no_grad():
+            model.decoder.output.bias[EOS_ID] -= 100.0
