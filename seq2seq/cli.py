@@ -1,4 +1,4 @@
-"""Command line: ``seq2seq train | evaluate | translate | data download``.
+"""Command line: ``seq2seq train | evaluate | translate | export | data download``.
 
 Expected failures print ``error: <one line>`` on stderr and exit with status 2;
 ``--debug`` shows the traceback instead.
@@ -47,6 +47,39 @@ def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_translate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--input", metavar="FILE", help="translate this file (plain or .gz), streamed"
+    )
+    parser.add_argument(
+        "--output", metavar="FILE", help="write here (.gz: compressed), not stdout"
+    )
+    parser.add_argument(
+        "--format",
+        choices=["text", "jsonl"],
+        default="text",
+        help="text (default), or one JSON object per input line with score, "
+        "tokens and attention",
+    )
+    parser.add_argument(
+        "--n-best",
+        type=int,
+        default=1,
+        metavar="K",
+        help="print the K best translations of each line (K <= --beam; default 1)",
+    )
+    parser.add_argument(
+        "--show-scores",
+        action="store_true",
+        help="text format: append <TAB>score to each translation",
+    )
+    parser.add_argument(
+        "--plot-attention",
+        metavar="DIR",
+        help="save an attention heatmap per translated line: DIR/0001.png, ...",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seq2seq",
@@ -90,9 +123,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "sentences",
         nargs="*",
-        help="sentences to translate; none: read stdin, one per line",
+        help="sentences to translate; none: read --input or stdin, one per line "
+        "(a prompt when stdin is a terminal)",
     )
     _add_decoding_arguments(p)
+    _add_translate_arguments(p)
+
+    p = sub.add_parser("export", help="export a run for inference without PyTorch")
+    p.add_argument("run", help="run directory (its best checkpoint) or checkpoint file")
+    p.add_argument(
+        "--onnx",
+        required=True,
+        metavar="DIR",
+        help="write encoder.onnx, decoder_step.onnx, config.json and the "
+        "sentencepiece model(s) here",
+    )
+    p.add_argument(
+        "--opset", type=int, default=17, help="ONNX opset version (default 17)"
+    )
 
     p = sub.add_parser(
         "average", help="average the weights of a run's best checkpoints"
@@ -150,18 +198,20 @@ def _translator(args: argparse.Namespace):
 
 def cmd_train(args: argparse.Namespace) -> int:
     from seq2seq.config import load_config, replace
+    from seq2seq.distributed import is_main_process
     from seq2seq.train import train
 
     cfg = load_config(args.config, args.overrides)
     # Store an absolute data root so evaluate works from any directory later.
     cfg = replace(cfg, data=replace(cfg.data, root=str(Path(cfg.data.root).resolve())))
     state = train(cfg, resume=args.resume, progress=False if args.quiet else None)
-    print(
-        f"done: {state.step} steps, {state.train_seconds / 60:.1f} min; "
-        "best valid BLEU "
-        f"{state.best_bleu:.2f} at step {state.best_step}; checkpoints in "
-        f"{Path(cfg.run_dir) / 'checkpoints'}"
-    )
+    if is_main_process():  # under torchrun, rank 0 reports
+        print(
+            f"done: {state.step} steps, {state.train_seconds / 60:.1f} min; "
+            "best valid BLEU "
+            f"{state.best_bleu:.2f} at step {state.best_step}; checkpoints in "
+            f"{Path(cfg.run_dir) / 'checkpoints'}"
+        )
     return 0
 
 
@@ -186,16 +236,76 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
+    from seq2seq.evaluate import TranslationWriter, iter_lines, open_output
+
+    if args.sentences and args.input is not None:
+        raise UserError("translate: give sentences or --input FILE, not both")
+    if args.n_best < 1:
+        raise UserError(f"--n-best {args.n_best}: must be >= 1")
     translator, _ = _translator(args)
-    if args.sentences:
-        for t in translator.translate_lines(args.sentences):
-            print(t.text)
-        return 0
-    # Undecodable bytes become U+FFFD instead of killing the stream.
-    stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
-    for text in translator.stream(stdin, chunk=translator.decode.batch_size * 8):
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
+    if args.n_best > translator.beam_size:
+        raise UserError(
+            f"--n-best {args.n_best} is larger than --beam {translator.beam_size}"
+        )
+    translator.n_best = args.n_best
+    plot_dir = None
+    if args.plot_attention is not None:
+        plot_dir = Path(args.plot_attention)
+        try:
+            plot_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UserError(
+                f"--plot-attention {plot_dir}: cannot create ({err.strerror})"
+            ) from None
+    interactive = (
+        not args.sentences
+        and args.input is None
+        and args.output is None
+        and _stdin_is_terminal()
+    )
+    with open_output(args.output) as out:
+        writer = TranslationWriter(
+            out,
+            translator.tokenizer,
+            args.format,
+            args.show_scores,
+            plot_dir,
+            flush=args.output is None,
+        )
+        if interactive:
+            from seq2seq.interactive import run_repl
+
+            return run_repl(translator, writer)
+        if args.sentences:
+            lines = args.sentences
+        elif args.input is not None:
+            lines = iter_lines(Path(args.input))
+        else:
+            # Undecodable bytes become U+FFFD instead of killing the stream.
+            lines = io.TextIOWrapper(
+                sys.stdin.buffer, encoding="utf-8", errors="replace"
+            )
+        for translation in translator.stream_translations(
+            lines,
+            chunk=translator.decode.batch_size * 8,
+            return_attention=writer.needs_attention,
+        ):
+            writer.write(translation)
+    return 0
+
+
+def _stdin_is_terminal() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from seq2seq.export import export_onnx
+
+    for path in export_onnx(args.run, Path(args.onnx), opset=args.opset):
+        print(path)
     return 0
 
 
@@ -225,6 +335,7 @@ COMMANDS = {
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "translate": cmd_translate,
+    "export": cmd_export,
     "data": cmd_data,
 }
 

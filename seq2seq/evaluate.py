@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
+import json
 import logging
+import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import torch
 
@@ -24,19 +28,28 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Translation:
-    """One translated line: text, score, target ids and attention (T, S) or None."""
+    """One translated line: text, score, target ids and attention (T, S) or None.
+
+    ``finished``: the output ended with EOS (then T = len(tokens) + 1, the last
+    attention row being EOS's). ``source``: the input line. ``nbest``: the
+    ``n_best`` best (text, score) pairs, best first (the first is text, score).
+    """
 
     text: str
     score: float
     tokens: list[int]
     attention: torch.Tensor | None = None
+    finished: bool = True
+    source: str = ""
+    nbest: list[tuple[str, float]] = field(default_factory=list)
 
 
 class Translator:
     """Batched translation of sentences with a model and its tokenizer.
 
     ``beam_size`` 1 is greedy search. Input order is kept; batches are formed from
-    length-sorted sentences so padding stays small.
+    length-sorted sentences so padding stays small. ``n_best`` (at most
+    ``beam_size``) alternatives are kept per line in :attr:`Translation.nbest`.
     """
 
     def __init__(
@@ -48,6 +61,7 @@ class Translator:
         amp_dtype: torch.dtype | None = None,
         beam_size: int = 1,
         alpha: float = 1.0,
+        n_best: int = 1,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -56,6 +70,7 @@ class Translator:
         self.amp_dtype = amp_dtype
         self.beam_size = beam_size
         self.alpha = alpha
+        self.n_best = n_best
 
     def _autocast(self):
         if self.amp_dtype is None:
@@ -66,38 +81,47 @@ class Translator:
         self, src_ids: list[list[int]], return_attention: bool = False
     ) -> list[Hypothesis]:
         """Best hypothesis for each id sequence (EOS-terminated), in input order."""
+        return [n_best[0] for n_best in self.search_nbest(src_ids, return_attention)]
+
+    def search_nbest(
+        self, src_ids: list[list[int]], return_attention: bool = False
+    ) -> list[list[Hypothesis]]:
+        """The ``n_best`` best hypotheses (best first) of each id sequence, in input
+        order; greedy search (``beam_size`` 1) gives one."""
+        if self.n_best > self.beam_size:
+            raise ValueError(f"n_best={self.n_best} > beam_size={self.beam_size}")
         self.model.eval()
-        results: list[Hypothesis | None] = [None] * len(src_ids)
+        results: list[list[Hypothesis] | None] = [None] * len(src_ids)
         for indices in inference_batches(src_ids, self.decode.batch_size):
             batch = collate([src_ids[i] for i in indices], None, indices)
             src = batch.src.to(self.device)
             with self._autocast():
                 if self.beam_size == 1:
-                    hyps = greedy_search(
-                        self.model,
-                        src,
-                        batch.src_lengths,
-                        self.decode.max_len_a,
-                        self.decode.max_len_b,
-                        return_attention,
-                    )
-                else:
                     hyps = [
-                        n_best[0]
-                        for n_best in beam_search(
+                        [hyp]
+                        for hyp in greedy_search(
                             self.model,
                             src,
                             batch.src_lengths,
-                            self.beam_size,
                             self.decode.max_len_a,
                             self.decode.max_len_b,
-                            self.alpha,
-                            1,
                             return_attention,
                         )
                     ]
-            for i, hyp in zip(indices, hyps):
-                results[i] = hyp
+                else:
+                    hyps = beam_search(
+                        self.model,
+                        src,
+                        batch.src_lengths,
+                        self.beam_size,
+                        self.decode.max_len_a,
+                        self.decode.max_len_b,
+                        self.alpha,
+                        self.n_best,
+                        return_attention,
+                    )
+            for i, n_best in zip(indices, hyps):
+                results[i] = n_best
         return results  # type: ignore[return-value]
 
     def translate_ids(self, src_ids: list[list[int]]) -> list[str]:
@@ -124,32 +148,202 @@ class Translator:
     def translate_lines(
         self, lines: list[str], return_attention: bool = False
     ) -> list[Translation]:
-        """Translate raw lines; an empty or blank line gives an empty translation."""
+        """Translate raw lines; an empty or blank line gives an empty translation
+        (score 0, ``n_best`` empty alternatives)."""
         stripped = [line.strip() for line in lines]
         todo = [i for i, line in enumerate(stripped) if line]
-        hyps = (
-            self.search(
+        nbests = (
+            self.search_nbest(
                 self.encode_lines([stripped[i] for i in todo]), return_attention
             )
             if todo
             else []
         )
-        out = [Translation("", 0.0, []) for _ in lines]
-        texts = self.tokenizer.decode_tgt([h.tokens for h in hyps])
-        for i, hyp, text in zip(todo, hyps, texts):
-            out[i] = Translation(text, hyp.score, hyp.tokens, hyp.attention)
+        out = [
+            Translation("", 0.0, [], source=line, nbest=[("", 0.0)] * self.n_best)
+            for line in lines
+        ]
+        texts = iter(
+            self.tokenizer.decode_tgt([h.tokens for hyps in nbests for h in hyps])
+        )
+        for i, hyps in zip(todo, nbests):
+            alternatives = [(next(texts), h.score) for h in hyps]
+            best = hyps[0]
+            out[i] = Translation(
+                alternatives[0][0],
+                best.score,
+                best.tokens,
+                best.attention,
+                best.finished,
+                lines[i],
+                alternatives,
+            )
         return out
 
-    def stream(self, lines: Iterable[str], chunk: int = 1000) -> Iterator[str]:
-        """Translate a stream of lines chunk by chunk, one output per input line."""
+    def stream_translations(
+        self, lines: Iterable[str], chunk: int = 1000, return_attention: bool = False
+    ) -> Iterator[Translation]:
+        """Translate a stream of lines chunk by chunk, one :class:`Translation` per
+        input line, without holding more than ``chunk`` lines."""
         buffer: list[str] = []
         for line in lines:
             buffer.append(line.rstrip("\r\n"))
             if len(buffer) >= chunk:
-                yield from (t.text for t in self.translate_lines(buffer))
+                yield from self.translate_lines(buffer, return_attention)
                 buffer = []
         if buffer:
-            yield from (t.text for t in self.translate_lines(buffer))
+            yield from self.translate_lines(buffer, return_attention)
+
+    def stream(self, lines: Iterable[str], chunk: int = 1000) -> Iterator[str]:
+        """Translate a stream of lines chunk by chunk, one output per input line."""
+        return (t.text for t in self.stream_translations(lines, chunk))
+
+
+def iter_lines(path: Path, chunk_bytes: int = 1 << 20) -> Iterator[str]:
+    """Stream the lines of a UTF-8 text file (``.gz`` decompressed), newlines
+    stripped, reading ``chunk_bytes`` at a time: huge inputs are never held whole."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        handle = opener(path, "rb")
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except OSError as err:
+        raise UserError(f"{path}: cannot read ({err.strerror or err})") from None
+    with handle:
+        number = 0
+        try:
+            for raw in iter(lambda: handle.readlines(chunk_bytes), []):
+                for line in raw:
+                    number += 1
+                    yield line.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as err:
+            byte = err.object[err.start]
+            raise UserError(
+                f"{path}:{number}: not valid UTF-8 (byte {byte:#04x}); "
+                "re-encode the file as UTF-8"
+            ) from None
+        except (OSError, EOFError) as err:
+            raise UserError(f"{path}: cannot read ({err})") from None
+
+
+@contextlib.contextmanager
+def open_output(path: str | None) -> Iterator[TextIO]:
+    """A text stream for ``--output``: stdout when ``path`` is None, else the file
+    (gzip-compressed when it ends in ``.gz``)."""
+    if path is None:
+        yield sys.stdout
+        return
+    try:
+        handle = (
+            gzip.open(path, "wt", encoding="utf-8")
+            if path.endswith(".gz")
+            else open(path, "w", encoding="utf-8")
+        )
+    except OSError as err:
+        raise UserError(f"--output {path}: cannot write ({err.strerror})") from None
+    with handle:
+        yield handle
+
+
+class TranslationWriter:
+    """Writes translations to a text stream as ``text`` or ``jsonl``, and, with
+    ``plot_dir``, one attention heatmap per translated line (``0001.png`` for input
+    line 1, ...; blank lines get none).
+
+    ``text``: per input line, one line per alternative in :attr:`Translation.nbest`
+    (one unless n-best), with ``<TAB>score`` when ``show_scores``. ``jsonl``: one
+    JSON object per input line (see :meth:`record`).
+    """
+
+    def __init__(
+        self,
+        out: TextIO,
+        tokenizer: Tokenizer,
+        output_format: str = "text",
+        show_scores: bool = False,
+        plot_dir: Path | None = None,
+        flush: bool = False,
+    ) -> None:
+        if output_format not in ("text", "jsonl"):
+            raise ValueError(f"unknown output format {output_format!r}")
+        self.out = out
+        self.tokenizer = tokenizer
+        self.output_format = output_format
+        self.show_scores = show_scores
+        self.plot_dir = plot_dir
+        self.flush = flush
+        self.line_number = 0  # input lines written so far
+
+    @property
+    def needs_attention(self) -> bool:
+        """Whether translations must carry their attention matrices."""
+        return self.output_format == "jsonl" or self.plot_dir is not None
+
+    def write(self, translation: Translation) -> None:
+        """Write one input line's translation (and its plot)."""
+        self.line_number += 1
+        if self.output_format == "jsonl":
+            lines = [json.dumps(self.record(translation), ensure_ascii=False)]
+        else:
+            lines = self.text_lines(translation)
+        self.out.write("".join(line + "\n" for line in lines))
+        if self.flush:
+            self.out.flush()
+        if self.plot_dir is not None and translation.attention is not None:
+            self.plot(translation, self.plot_dir / f"{self.line_number:04d}.png")
+
+    def text_lines(self, translation: Translation) -> list[str]:
+        """The text-format lines of one translation: one per alternative."""
+        alternatives = translation.nbest or [(translation.text, translation.score)]
+        if self.show_scores:
+            return [f"{text}\t{score:.4f}" for text, score in alternatives]
+        return [text for text, _ in alternatives]
+
+    def labels(self, translation: Translation) -> tuple[list[str], list[str]]:
+        """Source pieces (attention columns, ``</s>`` last) and target pieces
+        (attention rows, ``</s>`` last when finished) of a translation."""
+        if not translation.source.strip():
+            return [], []
+        src = self.tokenizer.src_pieces(translation.source.strip())
+        if translation.attention is not None:
+            columns = translation.attention.size(1)
+            if len(src) > columns:  # the input was cut to the model's max_src_len
+                src = src[: columns - 1] + ["</s>"]
+        tgt = self.tokenizer.tgt_pieces(translation.tokens)
+        if translation.finished:
+            tgt.append("</s>")
+        return src, tgt
+
+    def record(self, translation: Translation) -> dict:
+        """The JSON object of one input line: source, translation, score, tokens
+        (target pieces, the attention rows), source_tokens (the columns), attention
+        (rows rounded to 4 decimals) and, with n-best, ``nbest``."""
+        src, tgt = self.labels(translation)
+        attention = translation.attention
+        record = {
+            "source": translation.source,
+            "translation": translation.text,
+            "score": translation.score,
+            "tokens": tgt,
+            "source_tokens": src,
+            "attention": []
+            if attention is None
+            else [[round(w, 4) for w in row] for row in attention.tolist()],
+        }
+        if len(translation.nbest) > 1:
+            record["nbest"] = [
+                {"translation": text, "score": score}
+                for text, score in translation.nbest
+            ]
+        return record
+
+    def plot(self, translation: Translation, path: Path) -> None:
+        """Draw the attention heatmap of one translation into ``path``."""
+        from seq2seq.plot import plot_attention
+
+        src, tgt = self.labels(translation)
+        assert translation.attention is not None
+        plot_attention(translation.attention, src, tgt, path, translation.text)
 
 
 def load_model(
