@@ -7,15 +7,18 @@ the RNG states. Nothing in it can run code when loaded.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import random
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from seq2seq import faults
 from seq2seq.errors import UserError
 
 FORMAT = "seq2seq-checkpoint-v1"
@@ -27,10 +30,25 @@ def checkpoint_dir(run_dir: Path) -> Path:
     return run_dir / "checkpoints"
 
 
-def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """Write ``state`` to ``path`` atomically: temp file, fsync, rename.
+def sidecar(path: Path) -> Path:
+    """``NAME.sha256`` next to checkpoint ``NAME``: its sha256 (``sha256sum`` form)."""
+    return path.with_name(path.name + ".sha256")
 
-    A crash during the save leaves the previous file at ``path`` untouched.
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> str:
+    """Write ``state`` to ``path`` atomically (temp file, fsync, rename), then its
+    sha256 to ``NAME.sha256``; returns the sha256.
+
+    A crash during the save leaves the previous file at ``path`` untouched; one
+    between the two renames leaves a pair that loading reports as corrupt.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(
@@ -41,6 +59,8 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
             torch.save({"format": FORMAT, **state}, handle)
             handle.flush()
             os.fsync(handle.fileno())
+        digest = file_sha256(Path(tmp_name))
+        faults.inject("save")
         os.replace(tmp_name, path)
     except BaseException:
         try:
@@ -48,7 +68,85 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
         except FileNotFoundError:
             pass
         raise
+    _write_sidecar(path, digest)
     _fsync_dir(path.parent)
+    return digest
+
+
+def _write_sidecar(path: Path, digest: str) -> None:
+    check = sidecar(path)
+    tmp = check.with_name(f".{check.name}.tmp")
+    with open(tmp, "w", encoding="ascii") as handle:
+        handle.write(f"{digest}  {path.name}\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, check)
+
+
+def remove_checkpoint(path: Path) -> None:
+    """Delete a checkpoint and its sha256 file (missing ones are fine)."""
+    path.unlink(missing_ok=True)
+    sidecar(path).unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(directory: Path) -> None:
+    """Delete the temporary files of saves that a crash interrupted."""
+    for path in directory.glob(".*.tmp"):
+        path.unlink(missing_ok=True)
+
+
+def last_checkpoints(directory: Path) -> list[Path]:
+    """The ``last-step{N}.pt`` copies of earlier ``latest.pt`` saves, newest first."""
+    found = []
+    for path in directory.glob("last-step*.pt"):
+        number = path.name[len("last-step") : -len(".pt")]
+        if number.isdigit():
+            found.append((int(number), path))
+    return [path for _, path in sorted(found, reverse=True)]
+
+
+def keep_last(directory: Path, step: int, keep: int, digest: str) -> None:
+    """After ``latest.pt`` (sha256 ``digest``) was saved at ``step``: keep it as
+    ``last-step{step}.pt`` too (a hard link: no extra space) and delete all but the
+    ``keep`` newest of those copies (``train.keep_last``). The checkpoint just saved
+    is never deleted, so a good one always remains."""
+    current = directory / f"last-step{step}.pt"
+    if keep > 1:
+        tmp = directory / f".{current.name}.tmp"
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(directory / LATEST, tmp)
+        except OSError:  # a file system without hard links: copy
+            shutil.copyfile(directory / LATEST, tmp)
+        os.replace(tmp, current)
+        _write_sidecar(current, digest)
+    others = [p for p in last_checkpoints(directory) if p != current]
+    for old in others[max(keep - 1, 0) :]:
+        remove_checkpoint(old)
+
+
+def has_checkpoint(directory: Path) -> bool:
+    """Whether ``directory`` holds a latest checkpoint (or a kept copy of one)."""
+    return (directory / LATEST).is_file() or bool(last_checkpoints(directory))
+
+
+def latest_good_checkpoint(
+    directory: Path,
+) -> tuple[dict[str, Any] | None, Path | None, list[str]]:
+    """The newest checkpoint in ``directory`` that loads and matches its sha256:
+    ``latest.pt``, else the ``last-step{N}.pt`` copies, newest first.
+
+    Returns (state, its path, why each newer one was skipped); (None, None, [...])
+    when none is good.
+    """
+    candidates = [directory / LATEST] if (directory / LATEST).is_file() else []
+    problems = []
+    for path in candidates + last_checkpoints(directory):
+        try:
+            return load_checkpoint(path), path, problems
+        except UserError as err:
+            problems.append(str(err))
+    return None, None, problems
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -70,6 +168,7 @@ def load_checkpoint(
     """Load a checkpoint with ``weights_only=True``; refuse anything else."""
     if not path.is_file():
         raise UserError(f"{path}: checkpoint not found")
+    _verify_sha256(path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
@@ -88,6 +187,23 @@ def load_checkpoint(
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"{path}: not a seq2seq checkpoint")
     return state
+
+
+def _verify_sha256(path: Path) -> None:
+    """Compare ``path`` with its ``NAME.sha256`` file, when it has one."""
+    check = sidecar(path)
+    if not check.is_file():
+        return
+    try:
+        expected = check.read_text(encoding="ascii", errors="replace").split()[:1]
+        actual = file_sha256(path)
+    except OSError as err:
+        raise UserError(f"{path}: cannot read ({err.strerror})") from None
+    if expected != [actual]:
+        raise UserError(
+            f"{path}: corrupt or truncated checkpoint (its sha256 differs from the "
+            f"one in {check.name})"
+        )
 
 
 def resolve_checkpoint(run: str | Path) -> Path:

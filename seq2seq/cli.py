@@ -1,4 +1,4 @@
-"""Command line: ``seq2seq train | evaluate | translate | export | data download``.
+"""Command line: ``seq2seq train | evaluate | translate | export | data ...``.
 
 Expected failures print ``error: <one line>`` on stderr and exit with status 2;
 ``--debug`` shows the traceback instead.
@@ -106,6 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    p = sub.add_parser(
+        "validate",
+        help="check a config and every file it names (corpora, tokenizer models) "
+        "without training",
+    )
+    p.add_argument("config", help="YAML config file")
+    p.add_argument(
+        "overrides", nargs="*", metavar="key.path=value", help="as for train"
+    )
+
     p = sub.add_parser("evaluate", help="translate held-out data and print sacreBLEU")
     p.add_argument("run", help="run directory (its best checkpoint) or checkpoint file")
     p.add_argument("--src", help="source file (plain or .gz), one sentence a line")
@@ -162,6 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
     from seq2seq.download import add_download_arguments
 
     add_download_arguments(data_sub.add_parser("download", help="download a corpus"))
+    from seq2seq.stats import add_stats_arguments
+
+    add_stats_arguments(
+        data_sub.add_parser("stats", help="lengths, unknowns and filtering per split")
+    )
     return parser
 
 
@@ -211,7 +226,21 @@ def cmd_train(args: argparse.Namespace) -> int:
             "best valid BLEU "
             f"{state.best_bleu:.2f} at step {state.best_step}; checkpoints in "
             f"{Path(cfg.run_dir) / 'checkpoints'}"
+            + (
+                f"; {state.skipped_batches} batches skipped (non-finite loss)"
+                if state.skipped_batches
+                else ""
+            )
         )
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from seq2seq.config import load_config
+    from seq2seq.preflight import check_files, summary
+
+    cfg = load_config(args.config, args.overrides)
+    print(summary(args.config, check_files(cfg)))
     return 0
 
 
@@ -310,6 +339,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
+    if args.data_command == "stats":
+        from seq2seq.stats import run_stats
+
+        return run_stats(args)
     from seq2seq.download import run_download
 
     return run_download(args)
@@ -333,6 +366,7 @@ def cmd_average(args: argparse.Namespace) -> int:
 COMMANDS = {
     "average": cmd_average,
     "train": cmd_train,
+    "validate": cmd_validate,
     "evaluate": cmd_evaluate,
     "translate": cmd_translate,
     "export": cmd_export,
@@ -345,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     # Overrides may follow options (`train CFG --resume a.b=1`); argparse leaves
     # those over.
-    if args.command == "train" and all(
+    if getattr(args, "overrides", None) is not None and all(
         "=" in e and not e.startswith("-") for e in extra
     ):
         args.overrides += extra

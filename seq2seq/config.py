@@ -28,7 +28,7 @@ class CorpusConfig:
 
     src: str | None = None  # source-language file, one sentence a line
     tgt: str | None = None  # target-language file, line-aligned with src
-    tsv: str | None = None  # or one file: source<TAB>target[<TAB>ignored...]
+    tsv: str | None = None  # or one file: `source<TAB>target[<TAB>ignored...]`
     src_column: int = 0  # TSV column of the source sentence
     tgt_column: int = 1  # TSV column of the target sentence
 
@@ -37,14 +37,22 @@ class CorpusConfig:
 class DataConfig:
     """Where the corpora are and which pairs are kept."""
 
+    # training pairs (required): `{src: FILE, tgt: FILE}` (line-aligned, plain or
+    # .gz) or `{tsv: FILE, src_column: 0, tgt_column: 1}`
     train: CorpusConfig = field(default_factory=CorpusConfig)
+    # validation pairs (required), in the same form as train
     valid: CorpusConfig = field(default_factory=CorpusConfig)
-    test: CorpusConfig | None = None
+    test: CorpusConfig | None = None  # as train; null: no test split
     root: str = "."  # relative corpus paths are read from here (itself from cwd)
-    src_lang: str = "src"  # language codes, for messages and file names only
-    tgt_lang: str = "tgt"
-    max_src_len: int = 64  # subword tokens incl. EOS; longer training pairs dropped
-    max_tgt_len: int = 80  # subword tokens incl. EOS; longer training pairs dropped
+    src_lang: str = "src"  # source language code, for messages and file names only
+    tgt_lang: str = "tgt"  # target language code, likewise
+    # subword tokens incl. EOS; longer train/valid pairs are dropped at load, with a
+    # count; the `concat` rule scores exactly this many positions
+    max_src_len: int = 64
+    max_tgt_len: int = 80  # subword tokens incl. EOS; longer pairs dropped likewise
+    # a line that is not valid UTF-8 or lacks a TSV column: error (stop, naming the
+    # file and line) | skip (drop that pair; the count is logged)
+    on_bad_lines: Literal["error", "skip"] = "error"
 
 
 @dataclass(frozen=True)
@@ -53,72 +61,95 @@ class TokenizerConfig:
 
     joint: bool = True  # one model for both languages, or one per language
     vocab_size: int = 8000  # per model; a small corpus may yield fewer pieces
+    # sentencepiece's segmentation algorithm
     model_type: Literal["unigram", "bpe", "char", "word"] = "unigram"
-    character_coverage: float = 1.0
-    model: str | None = None  # existing joint .model file (joint: true)
-    src_model: str | None = None  # existing per-language .model files (joint: false)
-    tgt_model: str | None = None
+    character_coverage: float = 1.0  # sentencepiece's character coverage
+    # an existing joint sentencepiece .model file to use instead of training one
+    # (joint: true); a relative path is read from data.root
+    model: str | None = None
+    # existing per-language .model files instead (joint: false), read like model
+    src_model: str | None = None
+    tgt_model: str | None = None  # the target-language one (with src_model)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """GRU encoder and attention decoder sizes."""
 
+    # attention rule (see Model); `concat` is the tutorial's
     attention: Literal["concat", "additive", "dot", "general", "scaled_dot"] = (
         "additive"
     )
-    embed_size: int = 256
-    encoder_hidden_size: int = 256  # per direction
-    encoder_layers: int = 1
-    bidirectional: bool = True
-    decoder_hidden_size: int = 512
-    decoder_layers: int = 1
-    dropout: float = 0.2  # on embeddings, encoder outputs, between GRU layers,
-    # and on the attentional vector before the output layer
-    input_feeding: bool = False  # Luong: feed the previous attentional vector back
-    tie_embeddings: bool = False  # target embedding = output projection weights
+    embed_size: int = 256  # embedding size (source and target)
+    encoder_hidden_size: int = 256  # encoder GRU size, per direction
+    encoder_layers: int = 1  # encoder GRU layers
+    bidirectional: bool = True  # bidirectional encoder
+    decoder_hidden_size: int = 512  # decoder GRU size
+    decoder_layers: int = 1  # decoder GRU layers
+    # on embeddings, encoder outputs, between GRU layers, and on the attentional
+    # vector before the output layer
+    dropout: float = 0.2
+    # Luong input feeding: the previous attentional vector joins Q at the next step
+    input_feeding: bool = False
+    # the output projection shares the target embedding matrix (the attentional
+    # vector then has embed_size)
+    tie_embeddings: bool = False
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation and the training loop's schedule."""
 
-    optimizer: Literal["adam"] = "adam"
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.9, 0.999)
+    optimizer: Literal["adam"] = "adam"  # Adam (the only choice so far)
+    lr: float = 1e-3  # learning rate (warmup_decay: the peak)
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam betas
     batch_size: int = 64  # sentences per batch (used when batch_tokens is null)
-    batch_tokens: int | None = None  # target tokens per batch; overrides batch_size
-    epochs: int = 10
+    # if set: batches of about this many padded tokens (pairs x longest source or
+    # target), instead of batch_size pairs
+    batch_tokens: int | None = None
+    epochs: int = 10  # training stops at the first of epochs, max_steps, max_minutes
     max_steps: int | None = None  # stop after this many updates
     max_minutes: float | None = None  # stop after this much training wall-clock
-    clip_grad_norm: float | None = 1.0
-    teacher_forcing: float = 1.0  # probability of feeding the gold previous token
+    clip_grad_norm: float | None = 1.0  # gradient norm clipping; null: off
+    # probability of feeding the gold previous token (else the model's argmax)
+    teacher_forcing: float = 1.0
     # constant | linear (from teacher_forcing to teacher_forcing_min over
     # teacher_forcing_steps) | inverse_sigmoid (k / (k + exp(step / k)), floored at
     # teacher_forcing_min; k = teacher_forcing_k): scheduled sampling
     teacher_forcing_schedule: Literal["constant", "linear", "inverse_sigmoid"] = (
         "constant"
     )
-    teacher_forcing_min: float = 0.0
-    teacher_forcing_steps: int = 10000
-    teacher_forcing_k: float = 2000.0
-    label_smoothing: float = 0.0
+    teacher_forcing_min: float = 0.0  # the schedules' floor
+    teacher_forcing_steps: int = 10000  # length of the linear schedule, in updates
+    teacher_forcing_k: float = 2000.0  # k of inverse_sigmoid
+    label_smoothing: float = 0.0  # label smoothing of the loss
     # constant | plateau (multiply by lr_factor after lr_patience validations
-    # without a better valid BLEU) | warmup_decay (linear warm-up over
-    # warmup_steps, then inverse square root decay)
+    # without a better valid BLEU, not below min_lr) | warmup_decay (linear
+    # warm-up over warmup_steps, then inverse square root decay)
     lr_schedule: Literal["constant", "plateau", "warmup_decay"] = "constant"
-    lr_factor: float = 0.5
-    lr_patience: int = 2
-    min_lr: float = 1e-5
-    warmup_steps: int = 1000
+    lr_factor: float = 0.5  # plateau: the factor
+    lr_patience: int = 2  # plateau: validations without a better BLEU tolerated
+    min_lr: float = 1e-5  # plateau: the floor
+    warmup_steps: int = 1000  # warmup_decay: updates of linear warm-up
     patience: int | None = None  # early stopping: validations without a better BLEU
     valid_every: int = 0  # updates between validations; 0: at each epoch's end
-    checkpoint_every: int = 0  # updates between checkpoints; 0: at each validation
-    keep_best: int = 1  # best-BLEU checkpoints kept (for `seq2seq average`)
-    snapshot_minutes: tuple[float, ...] = ()  # also keep a checkpoint at these minutes
+    # updates between extra saves of latest.pt; 0: only at validations
+    checkpoint_every: int = 0
+    # keep the N best-BLEU checkpoints as checkpoints/step*.pt (for `seq2seq average`)
+    keep_best: int = 1
+    # keep the N last saves of latest.pt (as checkpoints/last-step{STEP}.pt hard
+    # links), so --resume falls back to the one before a corrupt latest.pt
+    keep_last: int = 2
+    # a NaN / inf training loss: stop (an error; the last checkpoint stays intact) |
+    # skip (that batch makes no update; counted in the log and the checkpoint)
+    on_nan: Literal["stop", "skip"] = "stop"
+    # also keep checkpoints/minute{M}.pt when training time passes M minutes
+    snapshot_minutes: tuple[float, ...] = ()
     log_every: int = 50  # updates between TensorBoard train scalars
     valid_max_sentences: int | None = None  # validate on the first N valid pairs
-    amp: Literal["auto", "none", "bf16", "fp16"] = "none"  # mixed precision
+    # mixed precision: none, bf16, fp16 (CUDA only), auto (bf16 where supported,
+    # else fp16 on CUDA, else off)
+    amp: Literal["auto", "none", "bf16", "fp16"] = "none"
     num_threads: int | None = None  # torch CPU threads; null: torch's default
 
 
@@ -127,19 +158,20 @@ class DecodeConfig:
     """Translation settings used by validation, evaluate and translate."""
 
     batch_size: int = 64  # sentences per decoding batch
-    max_len_a: float = 1.5  # output length limit: a * source length + b
-    max_len_b: int = 10
-    beam_size: int = 5  # evaluate / translate default (validation is greedy)
+    max_len_a: float = 1.5  # output length limit: a * source length + b tokens
+    max_len_b: int = 10  # the b of that limit
+    beam_size: int = 5  # beam size of evaluate and translate (validation is greedy)
     length_penalty: float = 1.0  # beam search alpha: score / ((5 + len) / 6)^alpha
+    n_best: int = 1  # translations kept per sentence (at most beam_size)
 
 
 @dataclass(frozen=True)
 class Config:
     """A whole run: data, tokenizer, model, training and decoding."""
 
-    run_dir: str = "runs/default"
-    seed: int = 1234
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    run_dir: str = "runs/default"  # where the run's files go
+    seed: int = 1234  # seeds data order, initialisation and dropout
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when present
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -301,6 +333,7 @@ def validate(cfg: Config) -> None:
     if t.patience is not None:
         _check(t.patience >= 1, "train.patience", "must be >= 1 or null")
     _check(t.keep_best >= 1, "train.keep_best", "must be >= 1")
+    _check(t.keep_last >= 1, "train.keep_last", "must be >= 1")
     _check(
         0.0 <= t.teacher_forcing_min <= t.teacher_forcing,
         "train.teacher_forcing_min",
@@ -365,6 +398,14 @@ def validate(cfg: Config) -> None:
         )
     _check(cfg.decode.batch_size >= 1, "decode.batch_size", "must be >= 1")
     _check(cfg.decode.beam_size >= 1, "decode.beam_size", "must be >= 1")
+    _check(cfg.decode.n_best >= 1, "decode.n_best", "must be >= 1")
+    _check(
+        cfg.decode.n_best <= cfg.decode.beam_size,
+        "decode.n_best",
+        f"{cfg.decode.n_best} is more than decode.beam_size "
+        f"({cfg.decode.beam_size}), the hypotheses a beam keeps; raise "
+        "decode.beam_size or lower decode.n_best",
+    )
     _check(cfg.decode.length_penalty >= 0, "decode.length_penalty", "must be >= 0")
     _check(cfg.decode.max_len_a >= 0, "decode.max_len_a", "must be >= 0")
     _check(cfg.decode.max_len_b >= 1, "decode.max_len_b", "must be >= 1")

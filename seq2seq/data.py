@@ -27,6 +27,12 @@ log = logging.getLogger(__name__)
 
 def read_lines(path: Path) -> list[str]:
     """All lines of a UTF-8 text file (``.gz`` decompressed), newlines stripped."""
+    return _read_lines(path, skip_bad=False)  # type: ignore[return-value]
+
+
+def _read_lines(path: Path, skip_bad: bool) -> list[str | None]:
+    """:func:`read_lines`; with ``skip_bad`` a line that is not valid UTF-8 is None
+    instead of an error."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as handle:
@@ -38,6 +44,11 @@ def read_lines(path: Path) -> list[str]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
+        if skip_bad:  # line by line: b"\n" never occurs inside a UTF-8 character
+            chunks = raw.split(b"\n")
+            if chunks and chunks[-1] == b"":
+                chunks.pop()
+            return [_decode_or_none(chunk) for chunk in chunks]
         line = raw[: err.start].count(b"\n") + 1
         raise UserError(
             f"{path}:{line}: not valid UTF-8 (byte {raw[err.start]:#04x}); "
@@ -49,40 +60,77 @@ def read_lines(path: Path) -> list[str]:
     return [line.rstrip("\r") for line in lines]
 
 
+def _decode_or_none(chunk: bytes) -> str | None:
+    try:
+        return chunk.decode("utf-8").rstrip("\r")
+    except UnicodeDecodeError:
+        return None
+
+
 def read_corpus(
-    corpus: CorpusConfig, root: Path, split: str
+    corpus: CorpusConfig, root: Path, split: str, on_bad_lines: str = "error"
 ) -> tuple[list[str], list[str]]:
-    """Read one split's (sources, targets), checking alignment and emptiness."""
+    """Read one split's (sources, targets), checking alignment and emptiness.
+
+    ``on_bad_lines`` (``data.on_bad_lines``): ``error`` stops at the first line that
+    is not valid UTF-8 or lacks a TSV column; ``skip`` drops those pairs and logs
+    how many.
+    """
+    skip = on_bad_lines == "skip"
+    bad: list[str] = []  # "file:line (why)" of each pair dropped
     if corpus.tsv is not None:
         path = root / corpus.tsv
         sources, targets = [], []
         need = max(corpus.src_column, corpus.tgt_column) + 1
-        for number, line in enumerate(read_lines(path), start=1):
+        for number, line in enumerate(_read_lines(path, skip), start=1):
+            if line is None:
+                bad.append(f"{path.name}:{number} (not UTF-8)")
+                continue
             if not line.strip():
                 sources.append("")
                 targets.append("")
                 continue
             columns = line.split("\t")
             if len(columns) < need:
+                if skip:
+                    bad.append(f"{path.name}:{number} ({len(columns)} columns)")
+                    continue
                 raise UserError(
                     f"{path}:{number}: expected at least {need} tab-separated "
-                    f"columns, found {len(columns)}"
+                    f"columns, found {len(columns)} (or set data.on_bad_lines: skip)"
                 )
             sources.append(columns[corpus.src_column].strip())
             targets.append(columns[corpus.tgt_column].strip())
         name = str(path)
     else:
         src_path, tgt_path = root / corpus.src, root / corpus.tgt
-        sources = [s.strip() for s in read_lines(src_path)]
-        targets = [t.strip() for t in read_lines(tgt_path)]
-        if len(sources) != len(targets):
+        src_lines = _read_lines(src_path, skip)
+        tgt_lines = _read_lines(tgt_path, skip)
+        if len(src_lines) != len(tgt_lines):
             raise UserError(
-                f"data.{split}: {src_path} has {len(sources)} lines but {tgt_path} "
-                f"has {len(targets)}; the files must be line-aligned"
+                f"data.{split}: {src_path} has {len(src_lines)} lines but {tgt_path} "
+                f"has {len(tgt_lines)}; the files must be line-aligned"
             )
+        sources, targets = [], []
+        for number, (s, t) in enumerate(zip(src_lines, tgt_lines), start=1):
+            if s is None or t is None:
+                where = src_path if s is None else tgt_path
+                bad.append(f"{where.name}:{number} (not UTF-8)")
+                continue
+            sources.append(s.strip())
+            targets.append(t.strip())
         name = f"{src_path} / {tgt_path}"
+    if bad:
+        log.warning(
+            "data.%s: skipped %d bad pairs (data.on_bad_lines: skip): %s%s",
+            split,
+            len(bad),
+            ", ".join(bad[:5]),
+            ", ..." if len(bad) > 5 else "",
+        )
     if not sources:
-        raise UserError(f"data.{split}: {name} is empty")
+        what = "has no good lines" if bad else "is empty"
+        raise UserError(f"data.{split}: {name} {what}")
     return sources, targets
 
 

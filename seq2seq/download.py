@@ -1,10 +1,17 @@
-"""Download the Multi30k task-1 corpus, with checksums and atomic writes.
+"""Download corpora (Multi30k task 1, Tatoeba pairs) with checks and atomic writes.
 
 Every file is streamed to a temporary file next to its destination, hashed while it
-is written, checked against the sha256 recorded below, flushed to disk and only then
-renamed onto the destination. An interrupted or corrupt download therefore never
-leaves a partial file where the data loader looks for it, and a second run skips
-every file that is already present with the right checksum.
+is written, checked, flushed to disk and only then renamed onto the destination. An
+interrupted or corrupt download therefore never leaves a partial file where the data
+loader looks for it.
+
+Multi30k files whose sha256 is recorded below are checked against it, and a second
+run skips every file already present with that checksum. For the other official
+files no checksum could be recorded here (they were never at hand offline), so none
+is invented: such a file must decompress completely as gzip and, where the number of
+sentences is published, have that many lines; its computed sha256 is logged so that
+users can pin it. Tatoeba pairs change upstream, so they have no fixed checksum at
+all: the zip is checked for the expected member and its tab-separated lines.
 
 Machines without internet access can point ``--mirror DIR`` (``mirror=``) at a local
 directory holding the same file names; it is read through ``file://`` URLs with the
@@ -14,6 +21,7 @@ same code path and the same checks.
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import http.client
 import logging
@@ -23,6 +31,8 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,8 +49,25 @@ MULTI30K_BASE_URL = (
 )
 """Raw task-1 files in the dataset's own repository, github.com/multi30k/dataset."""
 
-MULTI30K_LANGS: tuple[str, ...] = ("de", "en", "fr")
-MULTI30K_SPLITS: tuple[str, ...] = ("train", "val", "test_2016_flickr")
+MULTI30K_LANGS: tuple[str, ...] = ("de", "en", "fr", "cs")
+"""Every language of task 1 (Czech has no 2017 test sets)."""
+MULTI30K_SPLITS: tuple[str, ...] = (
+    "train",
+    "val",
+    "test_2016_flickr",
+    "test_2017_flickr",
+    "test_2017_mscoco",
+    "test_2018_flickr",
+)
+"""Every split of task 1: training, validation and the official test sets."""
+MULTI30K_DEFAULT_LANGS: tuple[str, ...] = ("de", "en", "fr")
+MULTI30K_DEFAULT_SPLITS: tuple[str, ...] = ("train", "val", "test_2016_flickr")
+"""What ``seq2seq data download multi30k DIR`` fetches without ``--langs/--splits``."""
+
+TATOEBA_BASE_URL = "https://www.manythings.org/anki"
+"""Tatoeba pairs as zip files, ``{lang}-eng.zip``, the classic tutorial's source."""
+TATOEBA_USER_AGENT = "Mozilla/5.0 (compatible; seq2seq-download)"
+"""manythings.org answers HTTP 406 to clients that do not look like a browser."""
 
 URL_SCHEMES: frozenset[str] = frozenset({"http", "https", "file"})
 """URL schemes ``fetch`` accepts."""
@@ -53,10 +80,11 @@ CHUNK_SIZE = 1 << 16
 class RemoteFile:
     """What the official copy of one dataset file looks like."""
 
-    sha256: str
-    """Hex sha256 of the compressed ``.gz`` file as published."""
-    lines: int
-    """Number of lines (sentences) after decompression."""
+    sha256: str | None
+    """Hex sha256 of the compressed ``.gz`` file as published; None: not known here,
+    the file is checked as gzip (and by line count) instead."""
+    lines: int | None
+    """Number of lines (sentences) after decompression; None: not published."""
 
 
 MULTI30K_FILES: dict[str, RemoteFile] = {
@@ -87,11 +115,29 @@ MULTI30K_FILES: dict[str, RemoteFile] = {
     "val.fr.gz": RemoteFile(
         "ca3106f1a72390591d25f6c45cb4cd39dec4cd3f123e099748a3ce5256c160e9", 1014
     ),
+    # Not pinned: no copy was at hand to hash. Line counts are those the dataset's
+    # README publishes; test_2018_flickr's are not published there.
+    "train.cs.gz": RemoteFile(None, 29000),
+    "val.cs.gz": RemoteFile(None, 1014),
+    "test_2016_flickr.cs.gz": RemoteFile(None, 1000),
+    "test_2017_flickr.de.gz": RemoteFile(None, 1000),
+    "test_2017_flickr.en.gz": RemoteFile(None, 1000),
+    "test_2017_flickr.fr.gz": RemoteFile(None, 1000),
+    "test_2017_mscoco.de.gz": RemoteFile(None, 461),
+    "test_2017_mscoco.en.gz": RemoteFile(None, 461),
+    "test_2017_mscoco.fr.gz": RemoteFile(None, 461),
+    "test_2018_flickr.cs.gz": RemoteFile(None, None),
+    "test_2018_flickr.de.gz": RemoteFile(None, None),
+    "test_2018_flickr.en.gz": RemoteFile(None, None),
+    "test_2018_flickr.fr.gz": RemoteFile(None, None),
 }
-"""The official Multi30k task-1 raw files, keyed by file name."""
+"""The official Multi30k task-1 raw files (data/task1/raw), keyed by file name."""
 
 FileReport = Callable[[Path, bool], None]
 """Called once per file with its path and whether it was downloaded (else skipped)."""
+
+FileCheck = Callable[[Path], None]
+"""Raises :class:`UserError` if the file at the path is not what was expected."""
 
 
 def multi30k_file_name(split: str, lang: str) -> str:
@@ -115,15 +161,18 @@ def fetch(
     *,
     progress: bool = False,
     timeout: float = 60,
+    check: FileCheck | None = None,
+    user_agent: str = "seq2seq-download",
 ) -> bool:
     """Download ``url`` to ``dest`` unless ``dest`` already has checksum ``sha256``.
 
     The body is streamed into a temporary file in ``dest``'s directory, hashed on
     the way, checked against ``sha256``, fsynced and renamed onto ``dest``, so
     ``dest`` is either untouched or complete. An existing ``dest`` whose checksum
-    differs is downloaded again. With ``sha256=None`` nothing can be verified: an
-    existing ``dest`` is kept as it is, and a new download is only checked for
-    truncation against the server's Content-Length.
+    differs is downloaded again. With ``sha256=None`` the checksum cannot be
+    verified: an existing ``dest`` is kept if it passes ``check`` (or as it is,
+    without ``check``), and a new download is checked for truncation against the
+    server's Content-Length and by ``check``; its sha256 is logged.
 
     Args:
         url: Source URL (``http``, ``https`` or ``file``).
@@ -131,6 +180,9 @@ def fetch(
         sha256: Expected hex sha256, or ``None`` to skip verification.
         progress: Show a tqdm progress bar on stderr.
         timeout: Seconds to wait for the connection and for each read.
+        check: Called on the downloaded file before it is renamed onto ``dest``
+            (and on an existing ``dest`` when ``sha256`` is None).
+        user_agent: The User-Agent header sent with http(s) requests.
 
     Returns:
         True if the file was downloaded, False if an existing file was kept.
@@ -150,44 +202,93 @@ def fetch(
         raise UserError(f"{dest} is a directory; pass a file path to download {url}")
     if dest.exists():
         if expected is None:
-            logger.info("%s: already present, not verified (no checksum)", dest)
-            return False
-        actual = sha256_file(dest)
-        if actual == expected:
-            return False
-        logger.warning(
-            "%s: checksum mismatch (expected %s, got %s); downloading it again",
-            dest,
-            expected,
-            actual,
-        )
+            if check is None:
+                logger.info("%s: already present, not verified (no checksum)", dest)
+                return False
+            try:
+                check(dest)
+            except UserError as exc:
+                logger.warning("%s; downloading it again", exc)
+            else:
+                return False
+        else:
+            actual = sha256_file(dest)
+            if actual == expected:
+                return False
+            logger.warning(
+                "%s: checksum mismatch (expected %s, got %s); downloading it again",
+                dest,
+                expected,
+                actual,
+            )
 
     with _temporary_file(dest) as (tmp_path, tmp_file):
-        actual = _stream(url, tmp_file, progress=progress, timeout=timeout)
+        actual = _stream(
+            url, tmp_file, progress=progress, timeout=timeout, user_agent=user_agent
+        )
         if expected is not None and actual != expected:
             raise UserError(
                 f"checksum mismatch for {url}: expected sha256 {expected}, got "
                 f"{actual}; the file may be corrupt or changed upstream, "
                 f"download it manually to {dest} or use --mirror DIR"
             )
-        try:
+        if check is not None:
             tmp_file.flush()
-            os.fsync(tmp_file.fileno())
-            tmp_file.close()
-            os.replace(tmp_path, dest)
-        except OSError as exc:
-            raise UserError(
-                f"cannot write {dest}: {exc.strerror or exc}; "
-                f"free some space or choose another directory"
-            ) from exc
-    _fsync_directory(dest.parent)
+            check(tmp_path)
+        _commit(tmp_path, tmp_file, dest)
+    if expected is None:
+        logger.info("%s: sha256 %s (no pinned checksum)", dest, actual)
     return True
+
+
+def _commit(tmp_path: Path, tmp_file: IO[bytes], dest: Path) -> None:
+    """Flush ``tmp_file`` to disk and rename ``tmp_path`` onto ``dest``."""
+    try:
+        tmp_file.flush()
+        os.fsync(tmp_file.fileno())
+        tmp_file.close()
+        os.replace(tmp_path, dest)
+    except OSError as exc:
+        raise UserError(
+            f"cannot write {dest}: {exc.strerror or exc}; "
+            f"free some space or choose another directory"
+        ) from exc
+    _fsync_directory(dest.parent)
+
+
+def check_gzip_lines(path: Path, lines: int | None, name: str) -> int:
+    """Decompress ``path`` completely and return its line count.
+
+    Raises:
+        UserError: If ``path`` is not a complete gzip file, or ``lines`` is given
+            and the count differs.
+    """
+    count = 0
+    last = b"\n"
+    try:
+        with gzip.open(path, "rb") as handle:
+            while chunk := handle.read(CHUNK_SIZE):
+                count += chunk.count(b"\n")
+                last = chunk[-1:]
+    except (OSError, EOFError, zlib.error) as exc:
+        raise UserError(
+            f"{name}: not a complete gzip file ({_reason(exc)}); the download is "
+            f"corrupt or truncated, try again or use --mirror DIR"
+        ) from exc
+    if last != b"\n":
+        count += 1  # a last line without a newline
+    if lines is not None and count != lines:
+        raise UserError(
+            f"{name}: {count} lines after decompression, expected {lines}; the file "
+            f"may be corrupt or changed upstream, try again or use --mirror DIR"
+        )
+    return count
 
 
 def download_multi30k(
     dest_dir: Path,
-    langs: Sequence[str] = MULTI30K_LANGS,
-    splits: Sequence[str] = MULTI30K_SPLITS,
+    langs: Sequence[str] = MULTI30K_DEFAULT_LANGS,
+    splits: Sequence[str] = MULTI30K_DEFAULT_SPLITS,
     base_url: str = MULTI30K_BASE_URL,
     mirror: Path | None = None,
     progress: bool = False,
@@ -196,9 +297,12 @@ def download_multi30k(
 ) -> list[Path]:
     """Fetch ``{split}.{lang}.gz`` for every split and language into ``dest_dir``.
 
-    Files already present with the official checksum are skipped. ``mirror`` is a
-    local directory with the same file names, used instead of ``base_url`` (as a
-    ``file://`` base) on machines without internet access.
+    A file with a recorded checksum is checked against it and skipped when already
+    present with it. A file without one (see :data:`MULTI30K_FILES`) must
+    decompress completely and, where known, have the published number of lines;
+    its sha256 is logged. ``mirror`` is a local directory with the same file
+    names, used instead of ``base_url`` (as a ``file://`` base) on machines
+    without internet access.
 
     Args:
         dest_dir: Directory to write the files to; created if missing.
@@ -213,73 +317,297 @@ def download_multi30k(
         The destination paths, split-major in the order given.
 
     Raises:
-        UserError: For an unknown language or split, a missing mirror or mirror
-            file, or any failure of ``fetch``.
+        UserError: For an unknown language or split, a split that does not exist
+            in a language, a missing mirror or mirror file, or any failure of
+            ``fetch``.
     """
     langs = _validated("language", langs, MULTI30K_LANGS)
     splits = _validated("split", splits, MULTI30K_SPLITS)
-    if mirror is not None:
-        if not mirror.is_dir():
-            raise UserError(
-                f"mirror directory {mirror} does not exist; pass a directory "
-                f"holding the Multi30k .gz files"
-            )
-        base_url = mirror.resolve().as_uri()
-    try:
-        dest_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
+    names = [multi30k_file_name(split, lang) for split in splits for lang in langs]
+    missing = [name for name in names if name not in MULTI30K_FILES]
+    if missing:
         raise UserError(
-            f"cannot create {dest_dir}: {exc.strerror or exc}; choose another directory"
-        ) from exc
+            f"Multi30k has no {', '.join(missing)}; "
+            + "; ".join(
+                f"{split} exists in {', '.join(_multi30k_langs_of(split))}"
+                for split in splits
+                if any(name.startswith(f"{split}.") for name in missing)
+            )
+        )
+    if mirror is not None:
+        _check_mirror(mirror, "the Multi30k .gz files")
+        base_url = mirror.resolve().as_uri()
+    _make_directory(dest_dir)
 
     paths: list[Path] = []
-    for split in splits:
-        for lang in langs:
-            name = multi30k_file_name(split, lang)
-            if mirror is not None and not (mirror / name).is_file():
-                raise UserError(
-                    f"{mirror / name} not found; copy {name} into the mirror "
-                    f"directory {mirror} (from {MULTI30K_BASE_URL}/{name})"
-                )
-            dest = dest_dir / name
-            url = f"{base_url.rstrip('/')}/{name}"
-            downloaded = fetch(
-                url, dest, MULTI30K_FILES[name].sha256, progress=progress
+    for name in names:
+        if mirror is not None and not (mirror / name).is_file():
+            raise UserError(
+                f"{mirror / name} not found; copy {name} into the mirror "
+                f"directory {mirror} (from {MULTI30K_BASE_URL}/{name})"
             )
-            if downloaded:
-                logger.info("%s: downloaded from %s", dest, url)
-            else:
-                logger.info("%s: skipped (already present, checksum ok)", dest)
-            if report is not None:
-                report(dest, downloaded)
-            paths.append(dest)
+        dest = dest_dir / name
+        url = f"{base_url.rstrip('/')}/{name}"
+        remote = MULTI30K_FILES[name]
+        check = _gzip_check(remote.lines, name) if remote.sha256 is None else None
+        downloaded = fetch(url, dest, remote.sha256, progress=progress, check=check)
+        if downloaded:
+            logger.info("%s: downloaded from %s", dest, url)
+        elif remote.sha256 is None:
+            logger.info("%s: skipped (already present, gzip and lines ok)", dest)
+        else:
+            logger.info("%s: skipped (already present, checksum ok)", dest)
+        if report is not None:
+            report(dest, downloaded)
+        paths.append(dest)
     return paths
 
 
+def _gzip_check(lines: int | None, name: str) -> FileCheck:
+    """A :data:`FileCheck` running :func:`check_gzip_lines`."""
+
+    def check(path: Path) -> None:
+        check_gzip_lines(path, lines, name)
+
+    return check
+
+
+def _multi30k_langs_of(split: str) -> list[str]:
+    """The languages ``split`` is published in."""
+    return [
+        lang
+        for lang in MULTI30K_LANGS
+        if multi30k_file_name(split, lang) in MULTI30K_FILES
+    ]
+
+
+def tatoeba_language(pair: str) -> str:
+    """``"eng-fra"`` or ``"fra-eng"`` -> ``"fra"``: the language paired with English.
+
+    Raises:
+        UserError: Unless ``pair`` is two three-letter codes, one of them ``eng``.
+    """
+    codes = pair.strip().lower().split("-")
+    if (
+        len(codes) != 2
+        or not all(
+            len(code) == 3 and code.isascii() and code.isalpha() for code in codes
+        )
+        or codes.count("eng") != 1
+    ):
+        raise UserError(
+            f"--pair {pair!r}: expected English and one other language as "
+            f"three-letter codes, e.g. eng-fra or deu-eng (Tatoeba pairs every "
+            f"language with English)"
+        )
+    return codes[0] if codes[1] == "eng" else codes[1]
+
+
+def download_tatoeba(
+    dest_dir: Path,
+    pair: str = "eng-fra",
+    base_url: str = TATOEBA_BASE_URL,
+    mirror: Path | None = None,
+    progress: bool = False,
+    *,
+    report: FileReport | None = None,
+    timeout: float = 60,
+) -> Path:
+    """Fetch ``{lang}-eng.zip`` and write its ``{lang}.txt`` to ``{lang}-eng.tsv``.
+
+    The file holds ``english<TAB>other<TAB>attribution`` lines. It is updated
+    upstream, so there is no checksum to verify: the zip must hold ``{lang}.txt``,
+    valid UTF-8 with at least two tab-separated columns on every non-empty line;
+    the zip's sha256 and the line count are logged. An existing ``{lang}-eng.tsv``
+    is kept (delete it to fetch the current version). The TSV is written to a
+    temporary file and renamed, so it is never left half-written.
+
+    Args:
+        dest_dir: Directory to write the TSV to; created if missing.
+        pair: The language pair, e.g. ``eng-fra`` (order does not matter).
+        base_url: URL of the directory holding the zip files.
+        mirror: Local directory holding ``{lang}-eng.zip``, used instead.
+        progress: Show a tqdm progress bar for the zip.
+        report: Called with the TSV's path and whether it was downloaded.
+        timeout: Seconds to wait for the connection and for each read.
+
+    Returns:
+        The path of the TSV file.
+
+    Raises:
+        UserError: For a bad pair, a missing mirror (file), a network error, or a
+            zip that is not what is described above.
+    """
+    lang = tatoeba_language(pair)
+    zip_name = f"{lang}-eng.zip"
+    if mirror is not None:
+        _check_mirror(mirror, f"Tatoeba zip files such as {zip_name}")
+        if not (mirror / zip_name).is_file():
+            raise UserError(
+                f"{mirror / zip_name} not found; copy {zip_name} into the mirror "
+                f"directory {mirror} (from {TATOEBA_BASE_URL}/{zip_name})"
+            )
+        base_url = mirror.resolve().as_uri()
+    _make_directory(dest_dir)
+    dest = dest_dir / f"{lang}-eng.tsv"
+    if dest.is_dir():
+        raise UserError(f"{dest} is a directory; remove it or choose another DEST")
+    if dest.exists():
+        logger.info(
+            "%s: skipped (already present; Tatoeba has no fixed checksum, delete "
+            "the file to fetch the current version)",
+            dest,
+        )
+        if report is not None:
+            report(dest, False)
+        return dest
+
+    url = f"{base_url.rstrip('/')}/{zip_name}"
+    with _temporary_file(dest_dir / zip_name) as (zip_path, zip_file):
+        zip_sha256 = _stream(
+            url,
+            zip_file,
+            progress=progress,
+            timeout=timeout,
+            user_agent=TATOEBA_USER_AGENT,
+        )
+        zip_file.close()
+        lines = _extract_tatoeba(zip_path, f"{lang}.txt", dest, url)
+    logger.info(
+        "%s: %d pairs from %s (zip sha256 %s; not pinned, the file changes upstream)",
+        dest,
+        lines,
+        url,
+        zip_sha256,
+    )
+    if report is not None:
+        report(dest, True)
+    return dest
+
+
+def _extract_tatoeba(zip_path: Path, member: str, dest: Path, url: str) -> int:
+    """Check ``member`` of the zip line by line and write it to ``dest`` atomically.
+
+    Returns the number of lines written.
+    """
+    try:
+        archive = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise UserError(
+            f"{url}: not a zip archive ({exc}); the download may be an error page, "
+            f"download it manually and use --mirror DIR"
+        ) from exc
+    with archive:
+        if member not in archive.namelist():
+            raise UserError(
+                f"{url}: the zip holds no {member} (it holds "
+                f"{', '.join(archive.namelist()) or 'nothing'})"
+            )
+        lines = 0
+        with _temporary_file(dest) as (tmp_path, tmp_file):
+            try:
+                with archive.open(member) as source:
+                    for lines, raw in enumerate(source, start=1):
+                        _check_tatoeba_line(raw, f"{url}:{member}:{lines}")
+                        tmp_file.write(raw)
+            except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                raise UserError(
+                    f"{url}: corrupt zip ({exc}); try again or use --mirror DIR"
+                ) from exc
+            except OSError as exc:
+                raise UserError(
+                    f"cannot write {dest}: {exc.strerror or exc}; free some space "
+                    f"or choose another directory"
+                ) from exc
+            if lines == 0:
+                raise UserError(f"{url}: {member} is empty")
+            _commit(tmp_path, tmp_file, dest)
+    return lines
+
+
+def _check_tatoeba_line(raw: bytes, where: str) -> None:
+    """Raise unless ``raw`` is UTF-8 and empty or ``english<TAB>other[<TAB>...]``."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"{where}: not valid UTF-8 (byte {raw[exc.start]:#04x})"
+        ) from None
+    if text.strip() and "\t" not in text:
+        raise UserError(
+            f"{where}: expected english<TAB>translation<TAB>attribution, found no tab"
+        )
+
+
+def _check_mirror(mirror: Path, holding: str) -> None:
+    if not mirror.is_dir():
+        raise UserError(
+            f"mirror directory {mirror} does not exist; pass a directory "
+            f"holding {holding}"
+        )
+
+
+def _make_directory(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(
+            f"cannot create {directory}: {exc.strerror or exc}; "
+            f"choose another directory"
+        ) from exc
+
+
 def add_download_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the arguments of the ``download`` command to ``parser``."""
-    parser.add_argument("dataset", choices=["multi30k"], help="dataset to download")
-    parser.add_argument("dest", type=Path, help="directory to write the files to")
-    parser.add_argument(
+    """Add the ``download`` command's datasets, each with its arguments."""
+    datasets = parser.add_subparsers(dest="dataset", required=True, metavar="DATASET")
+    multi30k = datasets.add_parser(
+        "multi30k", help="Multi30k task 1 (raw, official), de/en/fr/cs"
+    )
+    multi30k.add_argument("dest", type=Path, help="directory to write the files to")
+    multi30k.add_argument(
         "--langs",
         nargs="+",
-        default=list(MULTI30K_LANGS),
+        default=list(MULTI30K_DEFAULT_LANGS),
         metavar="LANG",
-        help=f"languages to fetch (default: {' '.join(MULTI30K_LANGS)})",
+        help=f"languages to fetch, of {' '.join(MULTI30K_LANGS)} "
+        f"(default: {' '.join(MULTI30K_DEFAULT_LANGS)})",
     )
-    parser.add_argument(
+    multi30k.add_argument(
         "--splits",
         nargs="+",
-        default=list(MULTI30K_SPLITS),
+        default=list(MULTI30K_DEFAULT_SPLITS),
         metavar="SPLIT",
-        help=f"splits to fetch (default: {' '.join(MULTI30K_SPLITS)})",
+        help=f"splits to fetch, of {' '.join(MULTI30K_SPLITS)} "
+        f"(default: {' '.join(MULTI30K_DEFAULT_SPLITS)})",
     )
-    parser.add_argument(
+    multi30k.add_argument(
         "--base-url",
         default=MULTI30K_BASE_URL,
         metavar="URL",
         help="URL of the directory holding the files (default: the official one)",
     )
+    _add_mirror_argument(multi30k)
+
+    tatoeba = datasets.add_parser(
+        "tatoeba", help="Tatoeba sentence pairs with English (manythings.org)"
+    )
+    tatoeba.add_argument("dest", type=Path, help="directory to write {lang}-eng.tsv to")
+    tatoeba.add_argument(
+        "--pair",
+        default="eng-fra",
+        metavar="PAIR",
+        help="English and another language, e.g. eng-fra, deu-eng (default eng-fra)",
+    )
+    tatoeba.add_argument(
+        "--base-url",
+        default=TATOEBA_BASE_URL,
+        metavar="URL",
+        help="URL of the directory holding {lang}-eng.zip (default: the official one)",
+    )
+    _add_mirror_argument(tatoeba)
+
+
+def _add_mirror_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mirror",
         type=Path,
@@ -291,9 +619,29 @@ def add_download_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_download(args: argparse.Namespace) -> int:
     """Run the ``download`` command: fetch the files and print one line per file."""
+    if args.dataset == "tatoeba":
+
+        def print_tsv(path: Path, downloaded: bool) -> None:
+            status = "downloaded" if downloaded else "skipped, already present"
+            print(f"ok   {path.name} ({status})", flush=True)
+
+        download_tatoeba(
+            args.dest,
+            pair=args.pair,
+            base_url=args.base_url,
+            mirror=args.mirror,
+            progress=_stderr_is_terminal(),
+            report=print_tsv,
+        )
+        return 0
 
     def print_file(path: Path, downloaded: bool) -> None:
-        status = "downloaded" if downloaded else "skipped, checksum ok"
+        if MULTI30K_FILES[path.name].sha256 is not None:
+            status = "downloaded" if downloaded else "skipped, checksum ok"
+        elif downloaded:
+            status = f"downloaded, sha256 {sha256_file(path)}, not pinned"
+        else:
+            status = "skipped, gzip ok, not pinned"
         print(f"ok   {path.name} ({status})", flush=True)
 
     download_multi30k(
@@ -354,9 +702,16 @@ def _temporary_file(dest: Path) -> Iterator[tuple[Path, IO[bytes]]]:
         tmp_path.unlink(missing_ok=True)
 
 
-def _stream(url: str, out: IO[bytes], *, progress: bool, timeout: float) -> str:
+def _stream(
+    url: str,
+    out: IO[bytes],
+    *,
+    progress: bool,
+    timeout: float,
+    user_agent: str = "seq2seq-download",
+) -> str:
     """Copy the body of ``url`` into ``out`` and return its hex sha256."""
-    request = urllib.request.Request(url, headers={"User-Agent": "seq2seq-download"})
+    request = urllib.request.Request(url, headers={"User-Agent": user_agent})
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as exc:

@@ -23,6 +23,7 @@ from torch import nn
 from tqdm import tqdm
 
 from seq2seq import checkpoint as ckpt
+from seq2seq import distributed, faults
 from seq2seq.config import Config, dump_yaml, from_dict, to_dict
 from seq2seq.data import BatchIterator, ParallelData, encode_pairs, read_corpus
 from seq2seq.errors import UserError
@@ -84,7 +85,8 @@ class TrainState:
 
     step: int = 0
     epoch: int = 0
-    batch_in_epoch: int = 0  # index of the next batch of this epoch
+    batch_in_epoch: int = 0  # index of the next batch of this epoch (of this rank's)
+    world_size: int = 1  # processes (torchrun); an update takes one batch from each
     best_bleu: float = -1.0
     best_step: int = 0
     train_seconds: float = 0.0
@@ -93,6 +95,7 @@ class TrainState:
     bad_validations: int = 0  # since the last lr change (plateau schedule)
     validations_since_best: int = 0  # early stopping
     stopped_early: bool = False
+    skipped_batches: int = 0  # non-finite losses skipped (train.on_nan: skip)
     kept_best: list[list[float]] = field(default_factory=list)  # [bleu, step] of best-N
     snapshots: list[float] = field(default_factory=list)  # minutes already saved
     history: list[dict[str, float]] = field(default_factory=list)
@@ -113,7 +116,9 @@ def load_split(
     corpus = getattr(cfg.data, split)
     if corpus is None:
         raise UserError(f"data.{split}: not set in the config")
-    sources, targets = read_corpus(corpus, Path(cfg.data.root), split)
+    sources, targets = read_corpus(
+        corpus, Path(cfg.data.root), split, cfg.data.on_bad_lines
+    )
     return encode_pairs(
         tokenizer,
         sources,
@@ -143,20 +148,18 @@ class Trainer:
         self, cfg: Config, resume: bool = False, progress: bool | None = None
     ) -> None:
         self.run_dir = Path(cfg.run_dir)
-        self.progress = progress
-        self.device = resolve_device(cfg.device)
+        self.dist = distributed.from_env(resolve_device(cfg.device), cfg.seed)
+        self.device = self.dist.device
+        self.progress = progress if self.dist.is_main else False
         if cfg.train.num_threads:
             torch.set_num_threads(cfg.train.num_threads)
-        latest = ckpt.checkpoint_dir(self.run_dir) / ckpt.LATEST
+        checkpoints = ckpt.checkpoint_dir(self.run_dir)
         resume_state = None
         if resume:
-            if not latest.is_file():
-                raise UserError(
-                    f"--resume: no checkpoint at {latest}; start without --resume"
-                )
-            resume_state = ckpt.load_checkpoint(latest)
-            cfg = self._merge_resumed_config(resume_state["config"], cfg)
-        elif latest.is_file():
+            resume_state = self._load_resume_state(checkpoints)
+            if resume_state is not None:
+                cfg = self._merge_resumed_config(resume_state["config"], cfg)
+        elif ckpt.has_checkpoint(checkpoints):
             raise UserError(
                 f"run_dir {self.run_dir} already holds a run; continue it with "
                 "--resume "
@@ -172,17 +175,20 @@ class Trainer:
             tok = resume_state["tokenizer"]
             self.tokenizer = Tokenizer(tok["src"], tok["tgt"])
             train_src, train_tgt = read_corpus(
-                cfg.data.train, Path(cfg.data.root), "train"
+                cfg.data.train, Path(cfg.data.root), "train", cfg.data.on_bad_lines
             )
         else:
             train_src, train_tgt = read_corpus(
-                cfg.data.train, Path(cfg.data.root), "train"
+                cfg.data.train, Path(cfg.data.root), "train", cfg.data.on_bad_lines
             )
-            self.tokenizer = build_tokenizer(
-                cfg.tokenizer, train_src, train_tgt, _resolver(cfg)
+            self.tokenizer = self.dist.share_tokenizer(  # trained once, on rank 0
+                lambda: build_tokenizer(
+                    cfg.tokenizer, train_src, train_tgt, _resolver(cfg)
+                )
             )
-            self.tokenizer.save(self.run_dir)
-            dump_yaml(cfg, self.run_dir / "config.yaml")
+            if self.dist.is_main:
+                self.tokenizer.save(self.run_dir)
+                dump_yaml(cfg, self.run_dir / "config.yaml")
         self.train_data = encode_pairs(
             self.tokenizer,
             train_src,
@@ -228,9 +234,36 @@ class Trainer:
         self.state = TrainState(lr=cfg.train.lr, base_lr=cfg.train.lr)
         if resume_state is not None:
             self._restore(resume_state)
+        self.dist.check_batches(self.state, self.batches)
+        self.loss_fn = self.dist.wrap(self.model)  # model.loss, through DDP if any
         self._stop_signal: int | None = None
 
     # ------------------------------------------------------------ set-up helpers
+
+    def _load_resume_state(self, checkpoints: Path) -> dict | None:
+        """The newest good checkpoint (a corrupt latest.pt falls back to the copy
+        before it, loudly); None, with a warning, when the run saved none yet."""
+        if self.dist.is_main and checkpoints.is_dir():
+            ckpt.remove_stale_temporaries(checkpoints)  # of a save a crash cut short
+        state, path, problems = ckpt.latest_good_checkpoint(checkpoints)
+        if state is None and problems:
+            raise UserError(
+                f"--resume: no good checkpoint in {checkpoints} ({problems[0]}); "
+                "move the run_dir away to start over"
+            )
+        if state is None:
+            log.warning(
+                "--resume: %s holds no checkpoint yet (the run stopped before its "
+                "first save): starting from the beginning",
+                checkpoints,
+            )
+        elif problems:
+            log.warning(
+                "--resume: %s; resuming from the previous good checkpoint, %s",
+                "; ".join(problems),
+                path,
+            )
+        return state
 
     def _merge_resumed_config(self, saved: dict, cfg: Config) -> Config:
         """Allow changes to the schedule, refuse changes to the model's shape."""
@@ -248,7 +281,10 @@ class Trainer:
         return from_dict(new, "resumed config")
 
     def _attach_log_file(self) -> None:
-        handler = logging.FileHandler(self.run_dir / "train.log", encoding="utf-8")
+        if not self.dist.is_main:  # rank 0 alone writes train.log
+            handler = logging.NullHandler()
+        else:
+            handler = logging.FileHandler(self.run_dir / "train.log", encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logging.getLogger("seq2seq").addHandler(handler)
         self._log_handler = handler
@@ -285,9 +321,12 @@ class Trainer:
         }
 
     def save(self, best: bool = False) -> None:
+        if not self.dist.is_main:  # rank 0 writes the checkpoints
+            return
         state = self.checkpoint_state()
         directory = ckpt.checkpoint_dir(self.run_dir)
-        ckpt.save_checkpoint(state, directory / ckpt.LATEST)
+        digest = ckpt.save_checkpoint(state, directory / ckpt.LATEST)
+        ckpt.keep_last(directory, self.state.step, self.cfg.train.keep_last, digest)
         if best:
             ckpt.save_checkpoint(state, directory / ckpt.BEST)
 
@@ -326,26 +365,29 @@ class Trainer:
             )
             s.stopped_early = True
 
-    def _keep_best_n(self, bleu_score: float) -> None:
-        """Keep ``train.keep_best`` checkpoints of the best valid BLEU scores."""
+    def _keep_best_n(self, bleu_score: float) -> list[Path]:
+        """Keep ``train.keep_best`` checkpoints of the best valid BLEU scores: rank
+        this one, save it if it made the list, and return the ones that fell off
+        (deleted by the caller once latest.pt records the new list)."""
         keep = self.cfg.train.keep_best
         if keep <= 1:
-            return
+            return []
         s = self.state
         directory = ckpt.checkpoint_dir(self.run_dir)
         ranked = sorted(
             s.kept_best + [[bleu_score, s.step]], key=lambda x: (-x[0], x[1])
         )
-        if [bleu_score, s.step] in ranked[:keep]:
+        s.kept_best = ranked[:keep]
+        if [bleu_score, s.step] in s.kept_best:
             ckpt.save_checkpoint(
                 self.checkpoint_state(), directory / f"step{s.step}.pt"
             )
-        for _, step in ranked[keep:]:
-            (directory / f"step{int(step)}.pt").unlink(missing_ok=True)
-        s.kept_best = ranked[:keep]
+        return [directory / f"step{int(step)}.pt" for _, step in ranked[keep:]]
 
     def _save_snapshots(self) -> None:
         """A checkpoint per ``train.snapshot_minutes`` mark passed (quality vs time)."""
+        if not self.dist.is_main:
+            return
         s = self.state
         for minute in self.cfg.train.snapshot_minutes:
             if minute not in s.snapshots and s.train_seconds >= minute * 60:
@@ -365,7 +407,7 @@ class Trainer:
         self.model.train()
         batch = batch.to(self.device)
         with autocast(self.device, self.amp_dtype):
-            loss = self.model.loss(
+            loss = self.loss_fn(
                 batch.src,
                 batch.src_lengths,
                 batch.tgt_in,
@@ -376,12 +418,26 @@ class Trainer:
                 self.cfg.train.label_smoothing,
             )
         tokens = batch.num_tgt_tokens
+        # Several processes: the sum and tokens of the global batch (all ranks').
+        loss, tokens = self.dist.global_loss(loss, tokens)
+        if faults.inject("step", self.state.step + 1):  # test-only: a NaN loss
+            loss = loss * float("nan")
         if not torch.isfinite(loss):
+            if self.cfg.train.on_nan == "skip":
+                self.state.skipped_batches += 1
+                log.warning(
+                    "step %d: training loss is %s; batch skipped, weights unchanged "
+                    "(train.on_nan: skip; %d skipped so far)",
+                    self.state.step + 1,
+                    loss.item(),
+                    self.state.skipped_batches,
+                )
+                return 0.0, 0
             raise UserError(
                 f"training loss became {loss.item()} at step {self.state.step + 1}; "
                 "the last good checkpoint is kept in "
                 f"{ckpt.checkpoint_dir(self.run_dir)} "
-                "(try a lower train.lr or train.clip_grad_norm)"
+                "(try a lower train.lr or train.clip_grad_norm, or train.on_nan: skip)"
             )
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss / tokens).backward()
@@ -398,7 +454,10 @@ class Trainer:
         """Train until epochs, max_steps or max_minutes run out; returns the state."""
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+        if self.dist.is_main:
+            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+        else:
+            self.writer = distributed.NullWriter()
         log.info(
             "model: %s parameters, device %s, amp %s; train %d pairs, valid %d pairs",
             f"{count_parameters(self.model):,}",
@@ -412,11 +471,16 @@ class Trainer:
             self._loop()
         except StopRequested:
             log.warning(
-                "signal %s: saving a checkpoint and stopping", self._stop_signal
+                "signal %s: saving a checkpoint at step %d and stopping (continue "
+                "with --resume)",
+                self._stop_signal,
+                self.state.step,
             )
             self.save()
+            self.dist.barrier()  # the other ranks wait for rank 0's checkpoint
         finally:
             self._restore_signal_handlers(previous_handlers)
+            self.dist.close()
             self.writer.close()
             logging.getLogger("seq2seq").removeHandler(self._log_handler)
             self._log_handler.close()
@@ -427,10 +491,15 @@ class Trainer:
         started = time.perf_counter() - s.train_seconds
         window_loss = window_tokens = 0.0
         window_start = time.perf_counter()
-        done = False
-        validated_at = -1
+        # A resumed run that had stopped early stays stopped (unless its patience grew).
+        done = s.stopped_early and (
+            t.patience is not None and s.validations_since_best >= t.patience
+        )
         while s.epoch < t.epochs and not done:
-            batches = self.batches.epoch_batches(s.epoch)
+            batches = self.dist.shard(self.batches.epoch_batches(s.epoch))
+            if s.batch_in_epoch >= len(batches):  # resumed with larger batches
+                s.epoch, s.batch_in_epoch = s.epoch + 1, 0
+                continue
             bar = tqdm(
                 total=len(batches),
                 initial=s.batch_in_epoch,
@@ -440,9 +509,10 @@ class Trainer:
                 dynamic_ncols=True,
             )
             while s.batch_in_epoch < len(batches):
-                if self._stop_signal is not None:
+                if self.dist.any_rank(self._stop_signal is not None):
                     raise StopRequested
                 batch = self.batches.batch(batches[s.batch_in_epoch])
+                self.dist.seed_step(s.step + 1)  # several processes: dropout per rank
                 self._set_lr(self._lr_for_step(s.step + 1))
                 loss, tokens = self.train_step(batch, teacher_forcing_ratio(t, s.step))
                 s.step += 1
@@ -467,7 +537,7 @@ class Trainer:
                 out_of_time = (
                     t.max_minutes is not None and s.train_seconds >= t.max_minutes * 60
                 )
-                done = out_of_steps or out_of_time
+                done = self.dist.any_rank(out_of_steps or out_of_time)
                 epoch_end = s.batch_in_epoch == len(batches)
                 if epoch_end:
                     s.epoch += 1
@@ -478,7 +548,6 @@ class Trainer:
                 self._save_snapshots()
                 if due_valid or done or (epoch_end and s.epoch >= t.epochs):
                     self.validate()
-                    validated_at = s.step
                     window_start = time.perf_counter()
                     done = done or s.stopped_early
                 elif t.checkpoint_every and s.step % t.checkpoint_every == 0:
@@ -486,11 +555,21 @@ class Trainer:
                 if done or epoch_end:
                     break
             bar.close()
-        if validated_at != s.step:
+        # Not twice: a run resumed at its very end validated this step already.
+        if not s.history or s.history[-1]["step"] != s.step:
             self.validate()
 
     def validate(self) -> dict[str, float]:
-        """Valid loss, perplexity, greedy BLEU; saves latest (and best) checkpoints."""
+        """Valid loss, perplexity, greedy BLEU; saves latest (and best) checkpoints.
+
+        With several processes rank 0 validates and saves while the others wait;
+        then every rank takes rank 0's state (best score, lr, early stopping).
+        """
+        metrics = self._validate_on_main() if self.dist.is_main else {}
+        self.dist.share_state(self.state)
+        return metrics
+
+    def _validate_on_main(self) -> dict[str, float]:
         s = self.state
         self.model.eval()
         total_loss, total_tokens = 0.0, 0
@@ -523,8 +602,11 @@ class Trainer:
         self.writer.flush()
         best = score.score > s.best_bleu
         self._after_validation(score.score, best)
+        faults.inject("validation")
+        dropped = self._keep_best_n(score.score)
         self.save(best=best)
-        self._keep_best_n(score.score)
+        for path in dropped:  # only now: the new latest.pt no longer lists them
+            ckpt.remove_checkpoint(path)
         log.info(
             "step %d (epoch %d, %.1f min): valid loss %.3f ppl %.2f BLEU %.2f%s",
             s.step,

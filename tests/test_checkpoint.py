@@ -24,7 +24,8 @@ def test_round_trip_keeps_tensors_and_plain_data(tmp_path):
     torch.testing.assert_close(loaded["model"]["w"], state["model"]["w"])
     assert loaded["config"] == state["config"]
     assert loaded["tokenizer"] == state["tokenizer"]
-    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temporary left
+    # no temporary left; the sha256 file beside it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pt", "c.pt.sha256"]
 
 
 def test_a_failure_during_the_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
@@ -39,7 +40,10 @@ def test_a_failure_during_the_save_keeps_the_previous_checkpoint(tmp_path, monke
         save_checkpoint({"step": 2}, path)
     monkeypatch.undo()
     assert load_checkpoint(path)["step"] == 1
-    assert [p.name for p in tmp_path.iterdir()] == ["latest.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "latest.pt",
+        "latest.pt.sha256",
+    ]
 
 
 class _RunsCode:

@@ -79,3 +79,34 @@ def test_missing_config_file(tmp_path):
 def test_bad_override_form(tmp_path):
     with pytest.raises(UserError, match="expected key.path=value"):
         _load(tmp_path, "{}\n", ["train.lr"])
+
+
+CORPORA = "data: {train: {tsv: t}, valid: {tsv: v}}\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "decode: {beam_size: 4, n_best: 5}\n",
+            r"decode\.n_best: 5 is more than decode\.beam_size \(4\)",
+        ),
+        ("decode: {n_best: 0}\n", r"decode\.n_best: must be >= 1"),
+        ("train: {keep_last: 0}\n", r"train\.keep_last: must be >= 1"),
+        ("train: {on_nan: skipp}\n", r"'skipp' is not one of .* \(did you mean 'skip'"),
+    ],
+)
+def test_robustness_options_are_checked(tmp_path, text, message):
+    with pytest.raises(UserError, match=message):
+        _load(tmp_path, CORPORA + text)
+
+
+def test_bad_lines_choice_is_checked(tmp_path):
+    with pytest.raises(UserError, match=r"data\.on_bad_lines: 'ignore' is not one"):
+        _load(tmp_path, "data: {on_bad_lines: ignore}\n")
+
+
+def test_robustness_option_defaults(tmp_path):
+    cfg = _load(tmp_path, CORPORA + "decode: {beam_size: 3, n_best: 3}\n")
+    assert (cfg.decode.n_best, cfg.train.keep_last) == (3, 2)
+    assert (cfg.train.on_nan, cfg.data.on_bad_lines) == ("stop", "error")
