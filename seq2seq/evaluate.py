@@ -128,12 +128,18 @@ class Translator:
         """Detokenized translations of id sequences, in input order."""
         return self.tokenizer.decode_tgt([h.tokens for h in self.search(src_ids)])
 
-    def encode_lines(self, lines: list[str]) -> list[list[int]]:
+    def encode_lines(
+        self, lines: list[str], line_numbers: list[int] | None = None
+    ) -> list[list[int]]:
         """Source lines -> ids, cutting over-long ones to the model's limit with a
-        warning (the concat rule cannot attend past it)."""
+        warning naming the input line (the concat rule cannot attend past it).
+
+        ``line_numbers``: the input line number of each line (default 1, 2, ...).
+        """
         limit = self.model.max_src_len
         ids = self.tokenizer.encode_src(lines)
-        for number, seq in enumerate(ids, start=1):
+        numbers = line_numbers or list(range(1, len(lines) + 1))
+        for index, (number, seq) in enumerate(zip(numbers, ids)):
             if len(seq) > limit:
                 log.warning(
                     "input line %d has %d source tokens; only the first %d are "
@@ -142,19 +148,23 @@ class Translator:
                     len(seq),
                     limit,
                 )
-                ids[number - 1] = seq[: limit - 1] + [EOS_ID]
+                ids[index] = seq[: limit - 1] + [EOS_ID]
         return ids
 
     def translate_lines(
-        self, lines: list[str], return_attention: bool = False
+        self, lines: list[str], return_attention: bool = False, first_line: int = 1
     ) -> list[Translation]:
         """Translate raw lines; an empty or blank line gives an empty translation
-        (score 0, ``n_best`` empty alternatives)."""
+        (score 0, ``n_best`` empty alternatives). ``first_line``: the input line
+        number of ``lines[0]``, for warnings."""
         stripped = [line.strip() for line in lines]
         todo = [i for i, line in enumerate(stripped) if line]
         nbests = (
             self.search_nbest(
-                self.encode_lines([stripped[i] for i in todo]), return_attention
+                self.encode_lines(
+                    [stripped[i] for i in todo], [first_line + i for i in todo]
+                ),
+                return_attention,
             )
             if todo
             else []
@@ -186,13 +196,15 @@ class Translator:
         """Translate a stream of lines chunk by chunk, one :class:`Translation` per
         input line, without holding more than ``chunk`` lines."""
         buffer: list[str] = []
+        first_line = 1
         for line in lines:
             buffer.append(line.rstrip("\r\n"))
             if len(buffer) >= chunk:
-                yield from self.translate_lines(buffer, return_attention)
+                yield from self.translate_lines(buffer, return_attention, first_line)
+                first_line += len(buffer)
                 buffer = []
         if buffer:
-            yield from self.translate_lines(buffer, return_attention)
+            yield from self.translate_lines(buffer, return_attention, first_line)
 
     def stream(self, lines: Iterable[str], chunk: int = 1000) -> Iterator[str]:
         """Translate a stream of lines chunk by chunk, one output per input line."""

@@ -237,3 +237,23 @@ def test_early_stopping_stops_the_run(tiny_tsv, tmp_path, capsys):
     assert state["stopped_early"] is True
     assert state["step"] < 50 * 6
     assert "early stopping" in capsys.readouterr().err
+
+
+def test_long_line_warning_names_the_real_input_line(trained_run, caplog):
+    import logging
+
+    from seq2seq.evaluate import Translator, load_model
+
+    run, _ = trained_run
+    model, tokenizer, cfg = load_model(run, torch.device("cpu"))
+    translator = Translator(model, tokenizer, cfg.decode, torch.device("cpu"))
+    lines = ["I am cold.", "", "x " * 200, "He eats bread.", "y " * 200]
+    with caplog.at_level(logging.WARNING, logger="seq2seq"):
+        out = list(translator.stream(lines, chunk=2))
+    assert len(out) == len(lines) and out[1] == ""
+    warned = [
+        r.getMessage().split()[2]
+        for r in caplog.records
+        if "input line" in r.getMessage()
+    ]
+    assert warned == ["3", "5"]
