@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from matplotlib.image import imread
 from torch import nn
 from tqdm import tqdm
 
@@ -28,8 +29,9 @@ from seq2seq.config import Config, dump_yaml, from_dict, to_dict
 from seq2seq.data import BatchIterator, ParallelData, encode_pairs, read_corpus
 from seq2seq.errors import UserError
 from seq2seq.evaluate import Translator
-from seq2seq.metrics import bleu
+from seq2seq.metrics import bleu, chrf
 from seq2seq.model import Seq2Seq, build_model, count_parameters
+from seq2seq.plot import plot_attention
 from seq2seq.schedules import plateau_lr, teacher_forcing_ratio, warmup_decay_lr
 from seq2seq.tokenizer import Tokenizer, build_tokenizer
 
@@ -237,6 +239,7 @@ class Trainer:
         self.dist.check_batches(self.state, self.batches)
         self.loss_fn = self.dist.wrap(self.model)  # model.loss, through DDP if any
         self._stop_signal: int | None = None
+        self._grad_norm: float | None = None  # of the last update, before clipping
 
     # ------------------------------------------------------------ set-up helpers
 
@@ -443,8 +446,10 @@ class Trainer:
         self.scaler.scale(loss / tokens).backward()
         if self.cfg.train.clip_grad_norm:
             self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(
-                self.model.parameters(), self.cfg.train.clip_grad_norm
+            self._grad_norm = float(
+                nn.utils.clip_grad_norm_(
+                    self.model.parameters(), self.cfg.train.clip_grad_norm
+                )
             )
         self.scaler.step(self.optimizer)
         self.scaler.update()
@@ -469,6 +474,7 @@ class Trainer:
         previous_handlers = self._install_signal_handlers()
         try:
             self._loop()
+            self._log_hparams()
         except StopRequested:
             log.warning(
                 "signal %s: saving a checkpoint at step %d and stopping (continue "
@@ -531,6 +537,13 @@ class Trainer:
                     self.writer.add_scalar(
                         "train/lr", self.optimizer.param_groups[0]["lr"], s.step
                     )
+                    self.writer.add_scalar(
+                        "train/ppl", math.exp(min(avg, 50.0)), s.step
+                    )
+                    if self._grad_norm is not None:
+                        self.writer.add_scalar(
+                            "train/grad_norm", self._grad_norm, s.step
+                        )
                     window_loss = window_tokens = 0.0
                     window_start = time.perf_counter()
                 out_of_steps = t.max_steps is not None and s.step >= t.max_steps
@@ -587,6 +600,10 @@ class Trainer:
         )
         hypotheses = translator.translate_ids(self.valid_data.src)
         score = bleu(hypotheses, self.valid_data.tgt_text)
+        self.writer.add_scalar(
+            "valid/chrf", chrf(hypotheses, self.valid_data.tgt_text).score, s.step
+        )
+        self._log_examples(translator)
         loss = total_loss / max(total_tokens, 1)
         ppl = math.exp(min(loss, 50.0))
         metrics = {
@@ -618,6 +635,66 @@ class Trainer:
             " (best)" if best else "",
         )
         return metrics
+
+    def _log_hparams(self) -> None:
+        """The run's hyperparameters beside its final scores (TensorBoard hparams)."""
+        flat: dict[str, Any] = {}
+
+        def walk(node: Any, prefix: str) -> None:
+            for key, value in node.items():
+                if isinstance(value, dict):
+                    walk(value, f"{prefix}{key}.")
+                elif isinstance(value, (bool, int, float, str)):
+                    flat[f"{prefix}{key}"] = value
+                else:
+                    flat[f"{prefix}{key}"] = str(value)
+
+        walk(to_dict(self.cfg), "")
+        last = self.state.history[-1] if self.state.history else {}
+        self.writer.add_hparams(
+            flat,
+            {
+                "hparam/best_valid_bleu": self.state.best_bleu,
+                "hparam/final_valid_loss": last.get("loss", float("nan")),
+                "hparam/train_minutes": self.state.train_seconds / 60,
+            },
+            run_name="hparams",
+        )
+
+    def _log_examples(self, translator: Translator, count: int = 3) -> None:
+        """TensorBoard text and attention heatmaps of the first valid sentences
+        (the latest heatmaps also stay in RUN/attention/)."""
+        count = min(count, len(self.valid_data))
+        hyps = translator.search(self.valid_data.src[:count], return_attention=True)
+        texts = self.tokenizer.decode_tgt([h.tokens for h in hyps])
+        directory = self.run_dir / "attention"
+        directory.mkdir(exist_ok=True)
+        for i, (hyp, text) in enumerate(zip(hyps, texts)):
+            source = self.valid_data.src_text[i]
+            self.writer.add_text(
+                f"valid/sample{i}",
+                f"source: {source}  \nreference: {self.valid_data.tgt_text[i]}  \n"
+                f"translation: {text}",
+                self.state.step,
+            )
+            end = ["</s>"] if hyp.finished else []
+            tgt_pieces = self.tokenizer.tgt_pieces(hyp.tokens) + end
+            src_pieces = self.tokenizer.src_pieces(source)
+            if hyp.attention is None or tuple(hyp.attention.shape) != (
+                len(tgt_pieces),
+                len(src_pieces),
+            ):
+                continue
+            path = plot_attention(
+                hyp.attention,
+                src_pieces,
+                tgt_pieces,
+                directory / f"sample{i}.png",
+                text,
+            )
+            self.writer.add_image(
+                f"attention/sample{i}", imread(path), self.state.step, dataformats="HWC"
+            )
 
     # ------------------------------------------------------------ signals
 

@@ -257,3 +257,30 @@ def test_long_line_warning_names_the_real_input_line(trained_run, caplog):
         if "input line" in r.getMessage()
     ]
     assert warned == ["3", "5"]
+
+
+def test_tensorboard_gets_scalars_samples_heatmaps_and_hparams(trained_run):
+    from tensorboard.backend.event_processing.event_accumulator import (
+        EventAccumulator,
+    )
+
+    run, _ = trained_run
+    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    tags = events.Tags()
+    for tag in (
+        "train/loss",
+        "train/ppl",
+        "train/lr",
+        "train/grad_norm",
+        "train/tokens_per_s",
+        "valid/loss",
+        "valid/ppl",
+        "valid/bleu",
+        "valid/chrf",
+    ):
+        assert tag in tags["scalars"], tag
+    assert "attention/sample0" in tags["images"]
+    assert any(t.startswith("valid/sample0") for t in tags["tensors"])
+    assert (run / "attention" / "sample0.png").is_file()
+    assert any((run / "tensorboard" / "hparams").iterdir())
