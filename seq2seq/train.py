@@ -328,10 +328,10 @@ class Trainer:
             return
         state = self.checkpoint_state()
         directory = ckpt.checkpoint_dir(self.run_dir)
+        if best:  # before latest.pt: a crash between them redoes this validation
+            ckpt.save_checkpoint(state, directory / ckpt.BEST)
         digest = ckpt.save_checkpoint(state, directory / ckpt.LATEST)
         ckpt.keep_last(directory, self.state.step, self.cfg.train.keep_last, digest)
-        if best:
-            ckpt.save_checkpoint(state, directory / ckpt.BEST)
 
     # ------------------------------------------------------------ schedules
 

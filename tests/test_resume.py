@@ -63,15 +63,20 @@ def _config(directory: Path, corpus: Path, **overrides) -> Path:
     return write_config(directory / "config.yaml", cfg)
 
 
-def _latest(config: Path) -> dict:
-    return load_checkpoint(config.parent / "run" / "checkpoints" / "latest.pt")
+def _latest(config: Path, name: str = "latest.pt") -> dict:
+    return load_checkpoint(config.parent / "run" / "checkpoints" / name)
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory, corpus) -> dict:
+def uninterrupted_config(tmp_path_factory, corpus) -> Path:
     config = _config(tmp_path_factory.mktemp("uninterrupted"), corpus)
     assert main(["train", str(config), "--quiet"]) == 0
-    return _latest(config)
+    return config
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(uninterrupted_config) -> dict:
+    return _latest(uninterrupted_config)
 
 
 # A child process per kill point, forked from one driver process that imported
@@ -110,7 +115,7 @@ print(json.dumps(codes))
 KILL_POINTS = {  # SEQ2SEQ_FAULT -> the step of the checkpoint left behind
     "kill:step=2": None,  # before the first checkpoint
     "kill:step=10": 8,  # mid-epoch, after a checkpoint_every save
-    "kill:validation=1": 4,  # during the first validation
+    "kill:save=2": 4,  # inside the save of best.pt at step 5 (before latest.pt)
     "kill:validation=4": 16,  # during the final validation
     "kill:save=4": 5,  # inside the save of step 8: written, not yet renamed
 }
@@ -175,13 +180,21 @@ def assert_same_run(a: dict, b: dict) -> None:
 
 
 @pytest.mark.parametrize("fault", [f for f, step in KILL_POINTS.items() if step])
-def test_a_killed_run_resumes_exactly(fault, killed_runs, uninterrupted, capsys):
+def test_a_killed_run_resumes_exactly(
+    fault, killed_runs, uninterrupted, uninterrupted_config, capsys
+):
     config = killed_runs[fault]
     resumed_from = KILL_POINTS[fault]
     assert _latest(config)["train_state"]["step"] == resumed_from
     _resume(config)
     assert f"resumed from step {resumed_from} " in capsys.readouterr().err
     assert_same_run(uninterrupted, _latest(config))
+    best, best_resumed = (
+        _latest(uninterrupted_config, "best.pt"),
+        _latest(config, "best.pt"),
+    )
+    for name, tensor in best["model"].items():
+        assert torch.equal(tensor, best_resumed["model"][name]), name
     # A save cut short leaves a temporary file: the resumed run removed it.
     assert not list((config.parent / "run" / "checkpoints").glob(".*.tmp"))
 
@@ -316,13 +329,22 @@ def test_resume_with_a_new_batch_size_and_lr_says_what_changed(
     assert state["epoch"] == 3 and state["lr"] == 0.005
 
 
-def test_resuming_a_finished_run_adds_nothing(corpus, tmp_path):
-    config = _config(tmp_path, corpus, train={"epochs": 1})
+@pytest.mark.parametrize(
+    "train",
+    [
+        {"epochs": 1},  # it used to validate the last step a second time
+        # stopped early at step 4 (no better BLEU at lr 1e-6): it used to go on
+        {"epochs": 50, "valid_every": 2, "patience": 1, "lr": 1e-6},
+    ],
+    ids=["all epochs", "stopped early"],
+)
+def test_resuming_a_finished_run_adds_nothing(train, corpus, tmp_path):
+    config = _config(tmp_path, corpus, train=train)
     assert main(["train", str(config), "--quiet"]) == 0
     before = _latest(config)
     _resume(config)
     after = _latest(config)
-    # It used to validate the last step a second time.
+    assert after["train_state"]["step"] == before["train_state"]["step"]
     assert after["train_state"]["history"] == before["train_state"]["history"]
     for name, tensor in before["model"].items():
         assert torch.equal(tensor, after["model"][name]), name
