@@ -310,9 +310,10 @@ def cmd_translate(args: argparse.Namespace) -> int:
         elif args.input is not None:
             lines = iter_lines(Path(args.input))
         else:
-            # Undecodable bytes become U+FFFD instead of killing the stream.
+            # Undecodable bytes become U+FFFD instead of killing the stream; only
+            # "\n" ends a line (a stray "\r" inside a line must not split it).
             lines = io.TextIOWrapper(
-                sys.stdin.buffer, encoding="utf-8", errors="replace"
+                sys.stdin.buffer, encoding="utf-8", errors="replace", newline="\n"
             )
         for translation in translator.stream_translations(
             lines,

@@ -147,6 +147,9 @@ class TrainConfig:
     snapshot_minutes: tuple[float, ...] = ()
     log_every: int = 50  # updates between TensorBoard train scalars
     valid_max_sentences: int | None = None  # validate on the first N valid pairs
+    # valid sentences whose translation and attention heatmap go to TensorBoard at
+    # each validation (0: none)
+    log_examples: int = 3
     # mixed precision: none, bf16, fp16 (CUDA only), auto (bf16 where supported,
     # else fp16 on CUDA, else off)
     amp: Literal["auto", "none", "bf16", "fp16"] = "none"
@@ -333,6 +336,7 @@ def validate(cfg: Config) -> None:
     if t.patience is not None:
         _check(t.patience >= 1, "train.patience", "must be >= 1 or null")
     _check(t.keep_best >= 1, "train.keep_best", "must be >= 1")
+    _check(t.log_examples >= 0, "train.log_examples", "must be >= 0")
     _check(t.keep_last >= 1, "train.keep_last", "must be >= 1")
     _check(
         0.0 <= t.teacher_forcing_min <= t.teacher_forcing,

@@ -603,7 +603,8 @@ class Trainer:
         self.writer.add_scalar(
             "valid/chrf", chrf(hypotheses, self.valid_data.tgt_text).score, s.step
         )
-        self._log_examples(translator)
+        if self.cfg.train.log_examples:
+            self._log_examples(translator, self.cfg.train.log_examples)
         loss = total_loss / max(total_tokens, 1)
         ppl = math.exp(min(loss, 50.0))
         metrics = {

@@ -65,7 +65,13 @@ def tiny_config(tmp_path: Path, tsv: Path, **sections) -> dict:
             "decoder_hidden_size": 32,
             "dropout": 0.0,
         },
-        "train": {"lr": 0.01, "batch_size": 8, "epochs": 2, "log_every": 5},
+        "train": {
+            "lr": 0.01,
+            "batch_size": 8,
+            "epochs": 2,
+            "log_every": 5,
+            "log_examples": 0,  # heatmaps cost seconds; one test turns them on
+        },
         "decode": {"batch_size": 5},
     }
     for name, values in sections.items():

@@ -22,7 +22,10 @@ def trained_run(tmp_path_factory):
     tsv = tmp / "pairs.tsv"
     tsv.write_text("".join(f"{en}\t{fr}\n" for en, fr in PAIRS * 4), encoding="utf-8")
     cfg = write_config(
-        tmp / "c.yaml", tiny_config(tmp, tsv, train={"epochs": 40, "valid_every": 120})
+        tmp / "c.yaml",
+        tiny_config(
+            tmp, tsv, train={"epochs": 40, "valid_every": 120, "log_examples": 2}
+        ),
     )
     assert main(["train", str(cfg), "--quiet"]) == 0
     return tmp / "run", tsv

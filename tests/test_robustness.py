@@ -340,3 +340,33 @@ def test_translate_survives_invalid_utf8_and_a_5000_character_line(tiny_run):
     assert out[-1] == "" and len(out) - 1 == len(lines)  # one line per input line
     assert out[1] == out[2] == ""
     assert b"source tokens; only the first" in result.stderr  # cut, with a warning
+
+
+def test_a_carriage_return_inside_a_line_does_not_split_it(tmp_path):
+    """Only "\\n" ends an input line of translate's stdin filter."""
+    import subprocess
+    import sys
+
+    from seq2seq.cli import main
+    from tests.conftest import PAIRS, tiny_config, write_config
+
+    tsv = tmp_path / "pairs.tsv"
+    tsv.write_text("".join(f"{en}\t{fr}\n" for en, fr in PAIRS * 4), encoding="utf-8")
+    cfg = tiny_config(tmp_path, tsv, train={"max_steps": 2})
+    assert main(["train", str(write_config(tmp_path / "c.yaml", cfg)), "--quiet"]) == 0
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "seq2seq",
+            "translate",
+            str(tmp_path / "run"),
+            "--beam",
+            "1",
+        ],
+        input=b"I am\rcold.\nHe eats.\n",
+        capture_output=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count(b"\n") == 2
