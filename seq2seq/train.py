@@ -173,16 +173,13 @@ class Trainer:
         random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
 
+        train_src, train_tgt = read_corpus(
+            cfg.data.train, Path(cfg.data.root), "train", cfg.data.on_bad_lines
+        )
         if resume_state is not None:
             tok = resume_state["tokenizer"]
             self.tokenizer = Tokenizer(tok["src"], tok["tgt"])
-            train_src, train_tgt = read_corpus(
-                cfg.data.train, Path(cfg.data.root), "train", cfg.data.on_bad_lines
-            )
         else:
-            train_src, train_tgt = read_corpus(
-                cfg.data.train, Path(cfg.data.root), "train", cfg.data.on_bad_lines
-            )
             self.tokenizer = self.dist.share_tokenizer(  # trained once, on rank 0
                 lambda: build_tokenizer(
                     cfg.tokenizer, train_src, train_tgt, _resolver(cfg)
