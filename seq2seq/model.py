@@ -362,8 +362,12 @@ def sequence_loss(
 
     bf16 logits stay bf16: autocast would upcast them to an fp32 copy, but
     log-softmax accumulates in fp32 internally and runs 5x faster on bf16 input.
+    fp16 logits (CUDA autocast) are upcast: label smoothing sums log-probabilities
+    over the whole vocabulary, past fp16's 65504 for vocabularies of a few thousand.
     The sum is taken in fp32.
     """
+    if logits.dtype == torch.float16:
+        logits = logits.float()
     with torch.autocast(logits.device.type, enabled=False):
         per_token = nn.functional.cross_entropy(
             logits.reshape(-1, logits.size(-1)),

@@ -157,3 +157,26 @@ def test_gru_cell_matches_torch():
     reference.load_state_dict(ours.state_dict())
     x, h = torch.randn(3, 6), torch.randn(3, 5)
     torch.testing.assert_close(ours(x, h), reference(x, h))
+
+
+def test_fp16_logits_give_a_finite_label_smoothed_loss():
+    """fp16 (CUDA autocast) overflowed the smoothing sum over an 8k vocabulary."""
+    torch.manual_seed(0)
+    logits = torch.randn(4, 7, 8000) * 3
+    targets = torch.randint(4, 8000, (4, 7))
+    targets[:, -2:] = PAD_ID
+    exact = sequence_loss(logits, targets, label_smoothing=0.1)
+    half = sequence_loss(logits.half(), targets, label_smoothing=0.1)
+    assert torch.isfinite(half)
+    assert half.item() == pytest.approx(exact.item(), rel=1e-3)
+
+
+def test_amp_auto_is_bf16_on_capable_cpus_and_off_on_cuda(monkeypatch):
+    from seq2seq import train
+
+    monkeypatch.setattr(train, "_cpu_has_bf16", lambda: True)
+    assert train.autocast_dtype("auto", torch.device("cpu")) == torch.bfloat16
+    assert train.autocast_dtype("auto", torch.device("cuda")) is None
+    assert train.autocast_dtype("fp16", torch.device("cuda")) == torch.float16
+    monkeypatch.setattr(train, "_cpu_has_bf16", lambda: False)
+    assert train.autocast_dtype("auto", torch.device("cpu")) is None

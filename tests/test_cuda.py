@@ -1,0 +1,114 @@
+"""CUDA paths: training under each precision, decoding, CPU <-> GPU checkpoints.
+
+Skipped where no CUDA GPU is present (CI); run on a GPU machine with
+``python -m pytest -q tests/test_cuda.py``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seq2seq.cli import main
+from seq2seq.config import load_config
+from seq2seq.data import collate
+from seq2seq.evaluate import Translator, load_model
+from seq2seq.model import Seq2Seq
+from seq2seq.search import beam_search, greedy_search
+from seq2seq.tokenizer import BOS_ID, EOS_ID
+from seq2seq.train import Trainer
+from tests.conftest import PAIRS, tiny_config, write_config
+
+pytestmark = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA GPU on this machine"
+)
+CUDA = torch.device("cuda")
+
+
+def _config(tmp_path, tiny_tsv, **train):
+    cfg = tiny_config(
+        tmp_path, tiny_tsv, train={"lr": 0.01, "batch_size": 8, "epochs": 6, **train}
+    )
+    cfg["device"] = "cuda"
+    return write_config(tmp_path / "config.yaml", cfg)
+
+
+@pytest.mark.parametrize("amp", ["none", "bf16", "fp16"])
+def test_training_on_cuda_learns_under_each_precision(tmp_path, tiny_tsv, amp):
+    trainer = Trainer(load_config(_config(tmp_path, tiny_tsv, amp=amp)), progress=False)
+    assert next(trainer.model.parameters()).device.type == "cuda"
+    assert trainer.scaler.is_enabled() == (amp == "fp16")
+    batches = trainer.batches.epoch_batches(0)
+    first = None
+    for _ in range(12):
+        for index in batches:
+            loss, tokens = trainer.train_step(trainer.batches.batch(index))
+            first = first if first is not None else loss / tokens
+    last = loss / tokens
+    assert torch.isfinite(torch.tensor(last))
+    assert last < 0.5 * first, (first, last)
+
+
+def test_a_cuda_run_translates_the_same_on_cpu(tmp_path, tiny_tsv, capsys):
+    """Train on the GPU; the checkpoint decodes on CPU to the same tokens."""
+    config = _config(tmp_path, tiny_tsv, amp="bf16", epochs=30)
+    assert main(["train", str(config), "--quiet"]) == 0
+    run = tmp_path / "run"
+    sources = [en for en, _ in PAIRS]
+    outputs = {}
+    for device in ("cuda", "cpu"):
+        model, tokenizer, cfg = load_model(run, torch.device(device))
+        assert next(model.parameters()).device.type == device
+        translator = Translator(model, tokenizer, cfg.decode, torch.device(device))
+        outputs[device] = [t.tokens for t in translator.translate_lines(sources)]
+    assert outputs["cuda"] == outputs["cpu"]
+    assert main(["evaluate", str(run), "--split", "test", "--beam", "3"]) == 0
+    assert "BLEU" in capsys.readouterr().out
+
+
+SOURCES = [
+    [5, 6, 7, EOS_ID],
+    [8, EOS_ID],
+    [4, 9, 9, 4, 6, EOS_ID],
+    [7, 7, EOS_ID],
+    [10, 11, 12, 13, EOS_ID],
+]
+
+
+@pytest.fixture(scope="module")
+def copy_model() -> Seq2Seq:
+    torch.manual_seed(1)
+    model = Seq2Seq(
+        16,
+        16,
+        embed_size=16,
+        encoder_hidden_size=16,
+        decoder_hidden_size=32,
+        max_src_len=10,
+        dropout=0.0,
+    ).to(CUDA)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
+    batch = collate(SOURCES, [[BOS_ID, *s] for s in SOURCES], list(range(5))).to(CUDA)
+    for _ in range(15):
+        logits = model(batch.src, batch.src_lengths, batch.tgt_in)
+        loss = torch.nn.functional.cross_entropy(
+            logits.transpose(1, 2), batch.tgt_out, ignore_index=0
+        )
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+def test_cuda_beam_one_is_greedy_and_batches_match_one_by_one(copy_model):
+    batch = collate(SOURCES, None, list(range(len(SOURCES)))).to(CUDA)
+    greedy = greedy_search(copy_model, batch.src, batch.src_lengths, 1.5, 3)
+    beam1 = beam_search(copy_model, batch.src, batch.src_lengths, 1, 1.5, 3, 0.0)
+    assert [g.tokens for g in greedy] == [b[0].tokens for b in beam1]
+    together = beam_search(copy_model, batch.src, batch.src_lengths, 4, n_best=4)
+    for sentence, hyps in zip(SOURCES, together):
+        alone = collate([sentence], None, [0]).to(CUDA)
+        (single,) = beam_search(copy_model, alone.src, alone.src_lengths, 4, n_best=4)
+        assert [h.tokens for h in hyps] == [h.tokens for h in single]
+        for a, b in zip(hyps, single):
+            assert a.score == pytest.approx(b.score, abs=1e-4)
