@@ -40,6 +40,11 @@ def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
         help="sentences per batch (default: the run's decode.batch_size)",
     )
     parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar (shown on stderr only when it is a terminal)",
+    )
+    parser.add_argument(
         "--device",
         default="auto",
         choices=["auto", "cpu", "cuda"],
@@ -104,7 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue from the run directory's latest checkpoint",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--quiet", action="store_true", help="no progress bar or progress lines"
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the resolved config, data statistics, vocabulary sizes, "
+        "parameter count and estimated time per epoch; train nothing",
+    )
 
     p = sub.add_parser(
         "validate",
@@ -219,6 +232,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     # Store an absolute data root so evaluate works from any directory later.
     cfg = replace(cfg, data=replace(cfg.data, root=str(Path(cfg.data.root).resolve())))
+    if args.dry_run:
+        from seq2seq.dryrun import dry_run
+
+        print(dry_run(cfg))
+        return 0
     state = train(cfg, resume=args.resume, progress=False if args.quiet else None)
     if is_main_process():  # under torchrun, rank 0 reports
         print(
@@ -246,10 +264,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from seq2seq.evaluate import evaluate_files, read_eval_data
+    from seq2seq.progress import progress_bar
 
     translator, cfg = _translator(args)
     sources, refs = read_eval_data(cfg, args.src, args.ref, args.split)
-    hypotheses, score = evaluate_files(translator, sources, refs)
+    with progress_bar(len(sources), "translate", _bars(args)) as update:
+        translator.on_batch = update
+        hypotheses, score = evaluate_files(translator, sources, refs)
     if args.output:
         try:
             Path(args.output).write_text(
@@ -265,7 +286,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
-    from seq2seq.evaluate import TranslationWriter, iter_lines, open_output
+    from seq2seq.evaluate import (
+        TranslationWriter,
+        count_lines,
+        iter_lines,
+        open_output,
+    )
+    from seq2seq.progress import progress_bar
 
     if args.sentences and args.input is not None:
         raise UserError("translate: give sentences or --input FILE, not both")
@@ -305,8 +332,10 @@ def cmd_translate(args: argparse.Namespace) -> int:
             from seq2seq.interactive import run_repl
 
             return run_repl(translator, writer)
+        total = None
         if args.sentences:
             lines = args.sentences
+            total = len(lines)
         elif args.input is not None:
             lines = iter_lines(Path(args.input))
         else:
@@ -315,20 +344,36 @@ def cmd_translate(args: argparse.Namespace) -> int:
             lines = io.TextIOWrapper(
                 sys.stdin.buffer, encoding="utf-8", errors="replace", newline="\n"
             )
-        for translation in translator.stream_translations(
-            lines,
-            chunk=translator.decode.batch_size * 8,
-            return_attention=writer.needs_attention,
-        ):
-            writer.write(translation)
+        # A bar only where it cannot mix with the translations on a terminal.
+        bars = _bars(args) and (args.output is not None or not _is_terminal(sys.stdout))
+        if bars and args.input is not None:
+            total = count_lines(Path(args.input))
+        with progress_bar(total, "translate", bars) as update:
+            translator.on_batch = update
+            for translation in translator.stream_translations(
+                lines,
+                chunk=translator.decode.batch_size * 8,
+                return_attention=writer.needs_attention,
+            ):
+                writer.write(translation)
     return 0
 
 
-def _stdin_is_terminal() -> bool:
+def _bars(args: argparse.Namespace) -> bool:
+    from seq2seq.progress import bars_enabled
+
+    return bars_enabled(False if args.quiet else None)
+
+
+def _is_terminal(stream) -> bool:
     try:
-        return sys.stdin is not None and sys.stdin.isatty()
+        return stream is not None and stream.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def _stdin_is_terminal() -> bool:
+    return _is_terminal(sys.stdin)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ import gzip
 import json
 import logging
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -71,6 +71,8 @@ class Translator:
         self.beam_size = beam_size
         self.alpha = alpha
         self.n_best = n_best
+        # Called with the number of sentences done after each batch (progress bars).
+        self.on_batch: Callable[[int], None] | None = None
 
     def _autocast(self):
         if self.amp_dtype is None:
@@ -122,6 +124,8 @@ class Translator:
                     )
             for i, n_best in zip(indices, hyps):
                 results[i] = n_best
+            if self.on_batch is not None:
+                self.on_batch(len(indices))
         return results  # type: ignore[return-value]
 
     def translate_ids(self, src_ids: list[list[int]]) -> list[str]:
@@ -159,6 +163,8 @@ class Translator:
         number of ``lines[0]``, for warnings."""
         stripped = [line.strip() for line in lines]
         todo = [i for i, line in enumerate(stripped) if line]
+        if self.on_batch is not None and len(todo) < len(lines):
+            self.on_batch(len(lines) - len(todo))  # blank lines: done already
         nbests = (
             self.search_nbest(
                 self.encode_lines(
@@ -236,6 +242,21 @@ def iter_lines(path: Path, chunk_bytes: int = 1 << 20) -> Iterator[str]:
             ) from None
         except (OSError, EOFError) as err:
             raise UserError(f"{path}: cannot read ({err})") from None
+
+
+def count_lines(path: Path) -> int | None:
+    """Lines in a text file (``.gz`` decompressed), for a progress bar's total;
+    None when it cannot be read (the reading itself then reports why)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    count, last = 0, b"\n"
+    try:
+        with opener(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                count += block.count(b"\n")
+                last = block[-1:]
+    except (OSError, EOFError):
+        return None
+    return count + (last != b"\n")
 
 
 @contextlib.contextmanager

@@ -32,6 +32,12 @@ from seq2seq.evaluate import Translator
 from seq2seq.metrics import bleu, chrf
 from seq2seq.model import Seq2Seq, build_model, count_parameters
 from seq2seq.plot import plot_attention
+from seq2seq.progress import (
+    PLAIN_EVERY_S,
+    bars_enabled,
+    format_minutes,
+    progress_bar,
+)
 from seq2seq.schedules import plateau_lr, teacher_forcing_ratio, warmup_decay_lr
 from seq2seq.tokenizer import Tokenizer, build_tokenizer
 
@@ -154,6 +160,9 @@ class Trainer:
         self.dist = distributed.from_env(resolve_device(cfg.device), cfg.seed)
         self.device = self.dist.device
         self.progress = progress if self.dist.is_main else False
+        self._bars = bars_enabled(self.progress)
+        # No terminal (CI, nohup) and not --quiet: plain progress lines instead.
+        self._plain_lines = self.progress is None and not self._bars
         if cfg.train.num_threads:
             torch.set_num_threads(cfg.train.num_threads)
         checkpoints = ckpt.checkpoint_dir(self.run_dir)
@@ -493,8 +502,8 @@ class Trainer:
     def _loop(self) -> None:
         t, s = self.cfg.train, self.state
         started = time.perf_counter() - s.train_seconds
-        window_loss = window_tokens = 0.0
-        window_start = time.perf_counter()
+        window_loss = window_tokens = window_steps = 0.0
+        window_start = last_plain = time.perf_counter()
         # A resumed run that had stopped early stays stopped (unless its patience grew).
         done = s.stopped_early and (
             t.patience is not None and s.validations_since_best >= t.patience
@@ -508,7 +517,7 @@ class Trainer:
                 total=len(batches),
                 initial=s.batch_in_epoch,
                 desc=f"epoch {s.epoch + 1}",
-                disable=None if self.progress is None else not self.progress,
+                disable=not self._bars,
                 leave=False,
                 dynamic_ncols=True,
             )
@@ -524,12 +533,30 @@ class Trainer:
                 s.train_seconds = time.perf_counter() - started
                 window_loss += loss
                 window_tokens += tokens
+                window_steps += 1
                 bar.update(1)
                 if s.step % t.log_every == 0:
                     elapsed = time.perf_counter() - window_start
                     speed = window_tokens / max(elapsed, 1e-9)
                     avg = window_loss / max(window_tokens, 1)
                     bar.set_postfix(loss=f"{avg:.3f}", tok_s=f"{speed:,.0f}")
+                    now = time.perf_counter()
+                    if self._plain_lines and now - last_plain >= PLAIN_EVERY_S:
+                        last_plain = now
+                        left = len(batches) - s.batch_in_epoch
+                        log.info(
+                            "step %d (epoch %d, %s): loss %.3f ppl %.2f lr %.2e, "
+                            "%s tok/s; epoch %d%% done, %s to go",
+                            s.step,
+                            s.epoch + 1,
+                            format_minutes(s.train_seconds),
+                            avg,
+                            math.exp(min(avg, 50.0)),
+                            self.optimizer.param_groups[0]["lr"],
+                            f"{speed:,.0f}",
+                            100 * s.batch_in_epoch // len(batches),
+                            format_minutes(left * elapsed / max(window_steps, 1)),
+                        )
                     self.writer.add_scalar("train/loss", avg, s.step)
                     self.writer.add_scalar("train/tokens_per_s", speed, s.step)
                     self.writer.add_scalar(
@@ -542,7 +569,7 @@ class Trainer:
                         self.writer.add_scalar(
                             "train/grad_norm", self._grad_norm, s.step
                         )
-                    window_loss = window_tokens = 0.0
+                    window_loss = window_tokens = window_steps = 0.0
                     window_start = time.perf_counter()
                 out_of_steps = t.max_steps is not None and s.step >= t.max_steps
                 out_of_time = (
@@ -596,7 +623,11 @@ class Trainer:
         translator = Translator(
             self.model, self.tokenizer, self.cfg.decode, self.device, self.amp_dtype
         )
-        hypotheses = translator.translate_ids(self.valid_data.src)
+        sentences = len(self.valid_data.src)
+        with progress_bar(sentences, "valid", self._bars) as update:
+            translator.on_batch = update
+            hypotheses = translator.translate_ids(self.valid_data.src)
+        translator.on_batch = None
         score = bleu(hypotheses, self.valid_data.tgt_text)
         self.writer.add_scalar(
             "valid/chrf", chrf(hypotheses, self.valid_data.tgt_text).score, s.step

@@ -1,0 +1,53 @@
+"""Progress display: tqdm bars for people, plain lines for logs.
+
+A bar goes to stderr only when stderr is a terminal (or when asked for); in CI jobs
+and ``nohup`` logs the trainer writes a plain progress line instead, at most once per
+:data:`PLAIN_EVERY_S` seconds, so the log stays readable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+
+from tqdm import tqdm
+
+PLAIN_EVERY_S = 60.0
+
+
+def stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def bars_enabled(progress: bool | None) -> bool:
+    """``progress``: True shows bars, False (``--quiet``) hides them, None shows
+    them when stderr is a terminal."""
+    return stderr_is_terminal() if progress is None else progress
+
+
+@contextlib.contextmanager
+def progress_bar(
+    total: int | None, desc: str, enabled: bool, unit: str = "sent"
+) -> Iterator[Callable[[int], None]]:
+    """Yield ``update(n)``, advancing a bar of ``total`` items (a no-op when
+    disabled). The bar is removed when done."""
+    if not enabled:
+        yield lambda n: None
+        return
+    with tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        leave=False,
+        dynamic_ncols=True,
+        file=sys.stderr,
+    ) as bar:
+        yield bar.update
+
+
+def format_minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
