@@ -33,7 +33,8 @@ from seq2seq.config import load_config, replace
 from seq2seq.errors import UserError
 from seq2seq.evaluate import Translator, load_model
 from seq2seq.model import count_parameters
-from seq2seq.train import Trainer, autocast_dtype
+from seq2seq.precision import autocast_dtype
+from seq2seq.train import Trainer
 
 AMP_DTYPES = {"none": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -40,6 +40,13 @@ def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
         help="sentences per batch (default: the run's decode.batch_size)",
     )
     parser.add_argument(
+        "--amp",
+        choices=["auto", "none", "bf16", "fp16"],
+        default="none",
+        help="decode under autocast: none (default, fp32), bf16, fp16 (CUDA), "
+        "auto (bf16 on CPUs with native bf16)",
+    )
+    parser.add_argument(
         "--quiet",
         action="store_true",
         help="no progress bar (shown on stderr only when it is a terminal)",
@@ -69,14 +76,21 @@ def _add_translate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--n-best",
         type=int,
-        default=1,
+        default=None,
         metavar="K",
-        help="print the K best translations of each line (K <= --beam; default 1)",
+        help="print the K best translations of each line (K <= --beam; default: "
+        "the run's decode.n_best, at most --beam)",
     )
     parser.add_argument(
         "--show-scores",
         action="store_true",
         help="text format: append <TAB>score to each translation",
+    )
+    parser.add_argument(
+        "--show-attention",
+        action="store_true",
+        help="text format: print each translation's attention under it as a "
+        "shaded grid (target subwords down, source across)",
     )
     parser.add_argument(
         "--plot-attention",
@@ -204,6 +218,7 @@ def _configure_logging() -> None:
 def _translator(args: argparse.Namespace):
     from seq2seq.config import replace
     from seq2seq.evaluate import Translator, load_model
+    from seq2seq.precision import autocast_dtype
     from seq2seq.train import resolve_device
 
     if args.beam is not None and args.beam < 1:
@@ -219,8 +234,15 @@ def _translator(args: argparse.Namespace):
         if args.batch_size < 1:
             raise UserError(f"--batch-size {args.batch_size}: must be >= 1")
         decode = replace(decode, batch_size=args.batch_size)
+    amp_dtype = autocast_dtype(args.amp, device, "--amp")
     return Translator(
-        model, tokenizer, decode, device, beam_size=args.beam, alpha=args.alpha
+        model,
+        tokenizer,
+        decode,
+        device,
+        amp_dtype,
+        beam_size=args.beam,
+        alpha=args.alpha,
     ), cfg
 
 
@@ -296,9 +318,11 @@ def cmd_translate(args: argparse.Namespace) -> int:
 
     if args.sentences and args.input is not None:
         raise UserError("translate: give sentences or --input FILE, not both")
-    if args.n_best < 1:
+    if args.n_best is not None and args.n_best < 1:
         raise UserError(f"--n-best {args.n_best}: must be >= 1")
-    translator, _ = _translator(args)
+    translator, cfg = _translator(args)
+    if args.n_best is None:
+        args.n_best = min(cfg.decode.n_best, translator.beam_size)
     if args.n_best > translator.beam_size:
         raise UserError(
             f"--n-best {args.n_best} is larger than --beam {translator.beam_size}"
@@ -327,6 +351,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
             args.show_scores,
             plot_dir,
             flush=args.output is None,
+            show_attention=args.show_attention,
         )
         if interactive:
             from seq2seq.interactive import run_repl

@@ -20,6 +20,7 @@ from seq2seq.data import collate, inference_batches, read_corpus, read_lines
 from seq2seq.errors import UserError
 from seq2seq.metrics import Score, bleu
 from seq2seq.model import Seq2Seq, build_model
+from seq2seq.precision import autocast
 from seq2seq.search import Hypothesis, beam_search, greedy_search
 from seq2seq.tokenizer import EOS_ID, Tokenizer
 
@@ -74,11 +75,6 @@ class Translator:
         # Called with the number of sentences done after each batch (progress bars).
         self.on_batch: Callable[[int], None] | None = None
 
-    def _autocast(self):
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
-
     def search(
         self, src_ids: list[list[int]], return_attention: bool = False
     ) -> list[Hypothesis]:
@@ -97,7 +93,7 @@ class Translator:
         for indices in inference_batches(src_ids, self.decode.batch_size):
             batch = collate([src_ids[i] for i in indices], None, indices)
             src = batch.src.to(self.device)
-            with self._autocast():
+            with autocast(self.device, self.amp_dtype):
                 if self.beam_size == 1:
                     hyps = [
                         [hyp]
@@ -284,7 +280,8 @@ class TranslationWriter:
     line 1, ...; blank lines get none).
 
     ``text``: per input line, one line per alternative in :attr:`Translation.nbest`
-    (one unless n-best), with ``<TAB>score`` when ``show_scores``. ``jsonl``: one
+    (one unless n-best), with ``<TAB>score`` when ``show_scores``, and with
+    ``show_attention`` the best one's heatmap as text and a blank line. ``jsonl``: one
     JSON object per input line (see :meth:`record`).
     """
 
@@ -296,6 +293,7 @@ class TranslationWriter:
         show_scores: bool = False,
         plot_dir: Path | None = None,
         flush: bool = False,
+        show_attention: bool = False,
     ) -> None:
         if output_format not in ("text", "jsonl"):
             raise ValueError(f"unknown output format {output_format!r}")
@@ -305,12 +303,17 @@ class TranslationWriter:
         self.show_scores = show_scores
         self.plot_dir = plot_dir
         self.flush = flush
+        self.show_attention = show_attention  # text: a shaded heatmap under each
         self.line_number = 0  # input lines written so far
 
     @property
     def needs_attention(self) -> bool:
         """Whether translations must carry their attention matrices."""
-        return self.output_format == "jsonl" or self.plot_dir is not None
+        return (
+            self.output_format == "jsonl"
+            or self.plot_dir is not None
+            or self.show_attention
+        )
 
     def write(self, translation: Translation) -> None:
         """Write one input line's translation (and its plot)."""
@@ -319,6 +322,11 @@ class TranslationWriter:
             lines = [json.dumps(self.record(translation), ensure_ascii=False)]
         else:
             lines = self.text_lines(translation)
+            if self.show_attention and translation.attention is not None:
+                from seq2seq.textplot import text_heatmap
+
+                src, tgt = self.labels(translation)
+                lines += [text_heatmap(translation.attention.tolist(), src, tgt), ""]
         self.out.write("".join(line + "\n" for line in lines))
         if self.flush:
             self.out.flush()

@@ -21,12 +21,13 @@ PROMPT = "> "
 
 HELP = """\
 type a sentence to translate it; commands:
-  :beam N         beam size (1: greedy search)
-  :alpha A        beam search length penalty
-  :nbest K        show the K best translations (K <= beam size)
-  :scores on|off  show the score of each translation
-  :help           this text
-  :quit           leave (so does Ctrl-D)"""
+  :beam N            beam size (1: greedy search)
+  :alpha A           beam search length penalty
+  :nbest K           show the K best translations (K <= beam size)
+  :scores on|off     show the score of each translation
+  :attention on|off  show the attention under each translation
+  :help              this text
+  :quit              leave (so does Ctrl-D)"""
 
 
 class Repl:
@@ -116,12 +117,12 @@ class Repl:
             self._set_alpha(value)
         elif name == ":nbest":
             self._set_nbest(value)
-        elif name == ":scores":
+        elif name in (":scores", ":attention"):
             if value not in ("on", "off"):
                 self.say(f"{name} {value}: say on or off")
             else:
-                self.writer.show_scores = value == "on"
-                self.say(f"scores {value}")
+                setattr(self.writer, f"show_{name[1:]}", value == "on")
+                self.say(f"{name[1:]} {value}")
         else:
             self.say(f"unknown command {name}; :help lists the commands")
         return True
@@ -130,8 +131,9 @@ class Repl:
         """The current decoding settings, as one line."""
         t = self.translator
         scores = "on" if self.writer.show_scores else "off"
+        attention = "on" if self.writer.show_attention else "off"
         settings = (f"beam {t.beam_size}", f"alpha {t.alpha:g}", f"nbest {t.n_best}")
-        return ", ".join((*settings, f"scores {scores}"))
+        return ", ".join((*settings, f"scores {scores}", f"attention {attention}"))
 
     def say(self, message: str) -> None:
         self.stdout.write(message + "\n")

@@ -8,7 +8,6 @@ every RNG, so a resumed run continues exactly where the checkpoint was written.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import random
@@ -32,6 +31,7 @@ from seq2seq.evaluate import Translator
 from seq2seq.metrics import bleu, chrf
 from seq2seq.model import Seq2Seq, build_model, count_parameters
 from seq2seq.plot import plot_attention
+from seq2seq.precision import autocast, autocast_dtype
 from seq2seq.progress import (
     PLAIN_EVERY_S,
     bars_enabled,
@@ -54,38 +54,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise UserError("device: cuda was requested but no CUDA GPU is available")
     return torch.device(name)
-
-
-def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``train.amp`` on ``device`` (None: full precision)."""
-    if amp == "none":
-        return None
-    if amp == "auto":
-        # CUDA: a GRU step is many small kernels, and autocast adds a cast per weight
-        # per step; measured on an H100 (scripts/cuda_check.sh), fp32 trained 1.5x
-        # faster than bf16 or fp16 at both 64-sentence and 8k-token batches.
-        return torch.bfloat16 if device.type == "cpu" and _cpu_has_bf16() else None
-    if amp == "fp16" and device.type == "cpu":
-        raise UserError("train.amp: fp16 needs a CUDA device; use bf16 on CPU")
-    return torch.bfloat16 if amp == "bf16" else torch.float16
-
-
-def _cpu_has_bf16() -> bool:
-    try:
-        return bool(
-            torch.backends.mkldnn.is_available()
-            and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-        )
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def autocast(
-    device: torch.device, dtype: torch.dtype | None
-) -> contextlib.AbstractContextManager:
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 @dataclass

@@ -172,7 +172,7 @@ def test_fp16_logits_give_a_finite_label_smoothed_loss():
 
 
 def test_amp_auto_is_bf16_on_capable_cpus_and_off_on_cuda(monkeypatch):
-    from seq2seq import train
+    from seq2seq import precision as train
 
     monkeypatch.setattr(train, "_cpu_has_bf16", lambda: True)
     assert train.autocast_dtype("auto", torch.device("cpu")) == torch.bfloat16

@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -255,7 +256,7 @@ def test_repl_translates_and_obeys_commands_until_eof(repl_parts):
     stdin = io.StringIO("\n".join(commands) + "\n")  # then EOF, as Ctrl-D
     assert run_repl(translator, writer, stdin, output, history=None) == 0
     lines = output.getvalue().split("\n")
-    assert lines[0].startswith("beam 1, alpha 1, nbest 1, scores off;")
+    assert lines[0].startswith("beam 1, alpha 1, nbest 1, scores off, attention off;")
     assert lines[1] == f"> {greedy}"
     assert "> > beam 3" in lines
     assert "> nbest 2" in lines and "> scores on" in lines
@@ -294,3 +295,65 @@ def test_translate_opens_the_prompt_on_a_terminal(run, tmp_path, monkeypatch, ca
     expected = translate(capsys, run, "I am cold.", "--beam", "1")[0]
     assert f"> {expected}\n" in out and "> beam 2\n" in out
     assert (tmp_path / ".seq2seq_history").is_file()  # readline history kept
+
+
+def test_text_heatmap_shades_each_cell_across_its_label_width():
+    from seq2seq.textplot import text_heatmap
+
+    grid = text_heatmap(
+        [[0.9, 0.1, 0.0], [0.02, 0.5, 0.48]], ["▁Ein", "猫", "</s>"], ["▁A", "</s>"]
+    )
+    assert grid.split("\n") == [
+        "     ▁Ein 猫 </s>",
+        "▁A   ████ ··",  # the wide character takes two columns
+        "</s>      ▒▒ ▒▒▒▒",
+    ]
+
+
+def test_show_attention_prints_a_grid_under_each_translation(run, capsys):
+    lines = translate(capsys, run, "I am cold.", "It is cold.", "--show-attention")
+    (json_line,) = translate(capsys, run, "I am cold.", "--format", "jsonl")
+    record = json.loads(json_line)
+    first = lines[: 2 + len(record["tokens"]) + 1]
+    assert first[0] == record["translation"]
+    assert first[1].split() == record["source_tokens"]
+    for row, piece, weights in zip(first[2:-1], record["tokens"], record["attention"]):
+        assert row.startswith(piece + " ")
+        strongest = max(range(len(weights)), key=weights.__getitem__)
+        if weights[strongest] >= 0.85:
+            assert "█" in row
+    assert first[-1] == ""  # a blank line before the next translation
+    assert lines[len(first)] != ""  # the second translation follows
+
+
+def test_repl_attention_command_turns_the_grid_on(repl_parts):
+    translator, writer, output = repl_parts
+    stdin = io.StringIO(":attention on\nI am cold.\n:attention off\nI am cold.\n")
+    assert run_repl(translator, writer, stdin, output, history=None) == 0
+    text = output.getvalue()
+    on = text.split("> attention on")[1].split("> attention off")[0]
+    off = text.split("> attention off")[1]
+    assert len(on.splitlines()) >= len(off.splitlines()) + 3  # header, rows, blank
+    assert "</s>" in on and "</s>" not in off
+
+
+def test_n_best_defaults_to_the_runs_decode_n_best(run, tmp_path, capsys):
+    from seq2seq import checkpoint as ckpt
+
+    state = ckpt.load_checkpoint(Path(run) / "checkpoints" / "best.pt")
+    state["config"]["decode"]["n_best"] = 2
+    state["config"]["decode"]["beam_size"] = 3
+    edited = tmp_path / "nbest2.pt"
+    ckpt.save_checkpoint(state, edited)
+    assert len(translate(capsys, str(edited), "I am cold.")) == 2
+    assert len(translate(capsys, str(edited), "I am cold.", "--beam", "1")) == 1
+    assert len(translate(capsys, str(edited), "I am cold.", "--n-best", "1")) == 1
+
+
+def test_decoding_under_bf16_autocast_and_fp16_refused_on_cpu(run, capsys):
+    (line,) = translate(capsys, run, "I am cold.", "--amp", "bf16", "--device", "cpu")
+    assert line.strip()
+    args = ["translate", run, "I am cold.", "--amp", "fp16", "--device", "cpu"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err == "error: --amp: fp16 needs a CUDA device; use bf16 on CPU\n"
