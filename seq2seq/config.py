@@ -31,6 +31,9 @@ class CorpusConfig:
     tsv: str | None = None  # or one file: `source<TAB>target[<TAB>ignored...]`
     src_column: int = 0  # TSV column of the source sentence
     tgt_column: int = 1  # TSV column of the target sentence
+    # only lines FIRST-LAST of the file(s) (1-based, inclusive; e.g. "4501-5000"), to
+    # hold out part of one file for valid/test; null: every line
+    lines: str | None = None
 
 
 @dataclass(frozen=True)
@@ -401,6 +404,8 @@ def validate(cfg: Config) -> None:
             f"{where}.tgt_column",
             "src_column and tgt_column must be different and >= 0",
         )
+        if corpus.lines is not None:
+            line_range(corpus.lines, f"{where}.lines")
     _check(cfg.decode.batch_size >= 1, "decode.batch_size", "must be >= 1")
     _check(cfg.decode.beam_size >= 1, "decode.beam_size", "must be >= 1")
     _check(cfg.decode.n_best >= 1, "decode.n_best", "must be >= 1")
@@ -497,6 +502,21 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     """Load ``path``, apply ``key.path=value`` overrides, validate."""
     data = apply_overrides(load_yaml(path), overrides or [])
     return from_dict(data, str(path))
+
+
+def line_range(text: str, key: str) -> tuple[int, int]:
+    """``"FIRST-LAST"`` -> (FIRST, LAST), 1-based and inclusive."""
+    first, dash, last = str(text).partition("-")
+    try:
+        a, b = int(first), int(last)
+    except ValueError:
+        a = b = 0
+    if not dash or not 1 <= a <= b:
+        raise UserError(
+            f"{key}: {text!r} is not a line range; write FIRST-LAST with "
+            '1 <= FIRST <= LAST, e.g. "4501-5000"'
+        )
+    return a, b
 
 
 def to_dict(cfg: Any) -> Any:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from seq2seq.config import CorpusConfig
+from seq2seq.config import CorpusConfig, line_range
 from seq2seq.errors import UserError
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
 
@@ -78,11 +78,15 @@ def read_corpus(
     """
     skip = on_bad_lines == "skip"
     bad: list[str] = []  # "file:line (why)" of each pair dropped
+    first, last = (1, None)
+    if corpus.lines is not None:
+        first, last = line_range(corpus.lines, f"data.{split}.lines")
     if corpus.tsv is not None:
         path = root / corpus.tsv
         sources, targets = [], []
         need = max(corpus.src_column, corpus.tgt_column) + 1
-        for number, line in enumerate(_read_lines(path, skip), start=1):
+        lines = _select_lines(_read_lines(path, skip), first, last, split, path)
+        for number, line in enumerate(lines, start=first):
             if line is None:
                 bad.append(f"{path.name}:{number} (not UTF-8)")
                 continue
@@ -111,8 +115,10 @@ def read_corpus(
                 f"data.{split}: {src_path} has {len(src_lines)} lines but {tgt_path} "
                 f"has {len(tgt_lines)}; the files must be line-aligned"
             )
+        src_lines = _select_lines(src_lines, first, last, split, src_path)
+        tgt_lines = tgt_lines[first - 1 : len(src_lines) + first - 1]
         sources, targets = [], []
-        for number, (s, t) in enumerate(zip(src_lines, tgt_lines), start=1):
+        for number, (s, t) in enumerate(zip(src_lines, tgt_lines), start=first):
             if s is None or t is None:
                 where = src_path if s is None else tgt_path
                 bad.append(f"{where.name}:{number} (not UTF-8)")
@@ -132,6 +138,20 @@ def read_corpus(
         what = "has no good lines" if bad else "is empty"
         raise UserError(f"data.{split}: {name} {what}")
     return sources, targets
+
+
+def _select_lines(
+    lines: list, first: int, last: int | None, split: str, path: Path
+) -> list:
+    """Lines ``first``..``last`` (1-based, inclusive) of a file's lines."""
+    if last is None:
+        return lines
+    if last > len(lines):
+        raise UserError(
+            f"data.{split}.lines: {first}-{last} goes past the end of {path} "
+            f"({len(lines)} lines)"
+        )
+    return lines[first - 1 : last]
 
 
 # ---------------------------------------------------------------- dataset

@@ -118,7 +118,9 @@ def _sync(device: torch.device) -> None:
 
 
 def _minutes(seconds: float) -> str:
-    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+    if seconds >= 60:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
 
 
 def _report(cfg: Config, trainer, train_read: int, est: Estimate) -> str:

@@ -124,3 +124,29 @@ def test_epoch_order_depends_only_on_seed_and_epoch():
     batch = a.batch(a.epoch_batches(0)[0])
     assert batch.src.shape[0] == batch.tgt_in.shape[0] == len(a.epoch_batches(0)[0])
     assert batch.tgt_in.shape == batch.tgt_out.shape
+
+
+def test_lines_holds_out_part_of_one_file(tmp_path):
+    (tmp_path / "p.tsv").write_text(
+        "".join(f"s{i}\tt{i}\tattr\n" for i in range(1, 11)), encoding="utf-8"
+    )
+    (tmp_path / "a.de").write_text("".join(f"d{i}\n" for i in range(1, 11)))
+    (tmp_path / "a.en").write_text("".join(f"e{i}\n" for i in range(1, 11)))
+    src, tgt = read_corpus(CorpusConfig(tsv="p.tsv", lines="1-7"), tmp_path, "train")
+    assert src == [f"s{i}" for i in range(1, 8)] and tgt[-1] == "t7"
+    src, tgt = read_corpus(CorpusConfig(tsv="p.tsv", lines="8-10"), tmp_path, "valid")
+    assert (src, tgt) == (["s8", "s9", "s10"], ["t8", "t9", "t10"])
+    pair = CorpusConfig(src="a.de", tgt="a.en", lines="3-4")
+    assert read_corpus(pair, tmp_path, "test") == (["d3", "d4"], ["e3", "e4"])
+
+
+def test_lines_errors_name_the_key_and_real_line_numbers(tmp_path):
+    (tmp_path / "p.tsv").write_text("a\tb\nc\td\nno tab here\ne\tf\n")
+    with pytest.raises(UserError, match=r"p.tsv:3: expected at least 2"):
+        read_corpus(CorpusConfig(tsv="p.tsv", lines="2-4"), tmp_path, "valid")
+    past = r"data.valid.lines: 3-9 goes past the end of .*p.tsv \(4 lines\)"
+    with pytest.raises(UserError, match=past):
+        read_corpus(CorpusConfig(tsv="p.tsv", lines="3-9"), tmp_path, "valid")
+    for bad in ("4-2", "0-3", "7", "a-b"):
+        with pytest.raises(UserError, match=r"data.train.lines: .* FIRST-LAST"):
+            read_corpus(CorpusConfig(tsv="p.tsv", lines=bad), tmp_path, "train")
