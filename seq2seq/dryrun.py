@@ -86,6 +86,7 @@ def _estimate(trainer) -> Estimate:
         tokens += n
     _sync(trainer.device)
     seconds = max(time.perf_counter() - start, 1e-9)
+    tokens = max(tokens, 1)  # every timed batch skipped (train.on_nan: skip)
     # Scale the timed steps' tokens/s to the whole epoch's target tokens.
     epoch_tokens = sum(len(t) - 1 for t in trainer.train_data.tgt)
     epoch_seconds = epoch_tokens / (tokens / seconds)
