@@ -314,7 +314,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
         iter_lines,
         open_output,
     )
-    from seq2seq.progress import progress_bar
+    from seq2seq.progress import is_terminal, progress_bar
 
     if args.sentences and args.input is not None:
         raise UserError("translate: give sentences or --input FILE, not both")
@@ -370,7 +370,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
                 sys.stdin.buffer, encoding="utf-8", errors="replace", newline="\n"
             )
         # A bar only where it cannot mix with the translations on a terminal.
-        bars = _bars(args) and (args.output is not None or not _is_terminal(sys.stdout))
+        bars = _bars(args) and (args.output is not None or not is_terminal(sys.stdout))
         if bars and args.input is not None:
             total = count_lines(Path(args.input))
         with progress_bar(total, "translate", bars) as update:
@@ -390,15 +390,10 @@ def _bars(args: argparse.Namespace) -> bool:
     return bars_enabled(False if args.quiet else None)
 
 
-def _is_terminal(stream) -> bool:
-    try:
-        return stream is not None and stream.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
 def _stdin_is_terminal() -> bool:
-    return _is_terminal(sys.stdin)
+    from seq2seq.progress import is_terminal
+
+    return is_terminal(sys.stdin)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -27,7 +27,6 @@ import http.client
 import logging
 import os
 import secrets
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import IO
 
 from seq2seq.errors import UserError
+from seq2seq.progress import stderr_is_terminal
 
 logger = logging.getLogger(__name__)
 
@@ -630,7 +630,7 @@ def run_download(args: argparse.Namespace) -> int:
             pair=args.pair,
             base_url=args.base_url,
             mirror=args.mirror,
-            progress=_stderr_is_terminal(),
+            progress=stderr_is_terminal(),
             report=print_tsv,
         )
         return 0
@@ -650,7 +650,7 @@ def run_download(args: argparse.Namespace) -> int:
         splits=args.splits,
         base_url=args.base_url,
         mirror=args.mirror,
-        progress=_stderr_is_terminal(),
+        progress=stderr_is_terminal(),
         report=print_file,
     )
     return 0
@@ -815,8 +815,3 @@ def _fsync_directory(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def _stderr_is_terminal() -> bool:
-    """Whether a progress bar on stderr would be seen by a person."""
-    return sys.stderr.isatty()

@@ -21,7 +21,6 @@ import yaml
 
 from seq2seq import checkpoint as ckpt
 from seq2seq.config import Config, replace, to_dict
-from seq2seq.data import read_corpus
 from seq2seq.evaluate import Translator
 from seq2seq.model import count_parameters
 
@@ -57,19 +56,13 @@ def dry_run(cfg: Config) -> str:
     try:
         trainer = Trainer(replace(cfg, run_dir=str(workdir / "run")), progress=False)
         try:
-            train_read = len(
-                read_corpus(
-                    cfg.data.train, Path(cfg.data.root), "train", cfg.data.on_bad_lines
-                )[0]
-            )
             estimate = _estimate(trainer)
         finally:
-            logging.getLogger("seq2seq").removeHandler(trainer._log_handler)
-            trainer._log_handler.close()
+            trainer.detach_log_file()
     finally:
         quiet.setLevel(level)
         shutil.rmtree(workdir, ignore_errors=True)
-    return _report(cfg, trainer, train_read, estimate)
+    return _report(cfg, trainer, estimate)
 
 
 def _estimate(trainer) -> Estimate:
@@ -124,8 +117,9 @@ def _minutes(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
 
 
-def _report(cfg: Config, trainer, train_read: int, est: Estimate) -> str:
+def _report(cfg: Config, trainer, est: Estimate) -> str:
     tok, t = trainer.tokenizer, cfg.train
+    train_read = trainer.train_pairs_read
     train = trainer.train_data
     src_tokens = sum(len(s) for s in train.src)
     tgt_tokens = sum(len(s) - 1 for s in train.tgt)

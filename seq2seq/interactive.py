@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from seq2seq.evaluate import TranslationWriter, Translator
+from seq2seq.progress import is_terminal
 
 HISTORY_FILE = Path("~/.seq2seq_history")
 HISTORY_LENGTH = 1000
@@ -216,10 +217,7 @@ def _is_terminal(stdin: TextIO, stdout: TextIO) -> bool:
     when those are the streams, and stdin is a terminal."""
     if stdin is not sys.stdin or stdout is not sys.stdout:
         return False
-    try:
-        return stdin.isatty()
-    except (AttributeError, ValueError):
-        return False
+    return is_terminal(stdin)
 
 
 def _readline():  # -> the readline module, or None where it is missing (Windows)

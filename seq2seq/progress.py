@@ -10,17 +10,22 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator
-
-from tqdm import tqdm
+from typing import IO
 
 PLAIN_EVERY_S = 60.0
 
 
-def stderr_is_terminal() -> bool:
+def is_terminal(stream: IO | None) -> bool:
+    """Whether ``stream`` is a terminal (False when closed, missing or a pipe)."""
     try:
-        return sys.stderr is not None and sys.stderr.isatty()
+        return stream is not None and stream.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def stderr_is_terminal() -> bool:
+    """Whether a progress bar on stderr would be seen by a person."""
+    return is_terminal(sys.stderr)
 
 
 def bars_enabled(progress: bool | None) -> bool:
@@ -38,6 +43,8 @@ def progress_bar(
     if not enabled:
         yield lambda n: None
         return
+    from tqdm import tqdm  # only when a bar is shown
+
     with tqdm(
         total=total,
         desc=desc,

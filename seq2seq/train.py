@@ -154,6 +154,7 @@ class Trainer:
         train_src, train_tgt = read_corpus(
             cfg.data.train, Path(cfg.data.root), "train", cfg.data.on_bad_lines
         )
+        self.train_pairs_read = len(train_src)  # before the length filter
         if resume_state is not None:
             tok = resume_state["tokenizer"]
             self.tokenizer = Tokenizer(tok["src"], tok["tgt"])
@@ -266,6 +267,11 @@ class Trainer:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logging.getLogger("seq2seq").addHandler(handler)
         self._log_handler = handler
+
+    def detach_log_file(self) -> None:
+        """Stop writing ``train.log`` (the end of :meth:`run`, or a dry run)."""
+        logging.getLogger("seq2seq").removeHandler(self._log_handler)
+        self._log_handler.close()
 
     def _restore(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -463,8 +469,7 @@ class Trainer:
             self._restore_signal_handlers(previous_handlers)
             self.dist.close()
             self.writer.close()
-            logging.getLogger("seq2seq").removeHandler(self._log_handler)
-            self._log_handler.close()
+            self.detach_log_file()
         return self.state
 
     def _loop(self) -> None:

@@ -15,9 +15,9 @@ from seq2seq.data import collate
 from seq2seq.evaluate import Translator, load_model
 from seq2seq.model import Seq2Seq
 from seq2seq.search import beam_search, greedy_search
-from seq2seq.tokenizer import BOS_ID, EOS_ID
 from seq2seq.train import Trainer
 from tests.conftest import PAIRS, tiny_config, write_config
+from tests.test_search import SOURCES, copy_model
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="no CUDA GPU on this machine"
@@ -66,49 +66,21 @@ def test_a_cuda_run_translates_the_same_on_cpu(tmp_path, tiny_tsv, capsys):
     assert "BLEU" in capsys.readouterr().out
 
 
-SOURCES = [
-    [5, 6, 7, EOS_ID],
-    [8, EOS_ID],
-    [4, 9, 9, 4, 6, EOS_ID],
-    [7, 7, EOS_ID],
-    [10, 11, 12, 13, EOS_ID],
-]
-
-
 @pytest.fixture(scope="module")
-def copy_model() -> Seq2Seq:
-    torch.manual_seed(1)
-    model = Seq2Seq(
-        16,
-        16,
-        embed_size=16,
-        encoder_hidden_size=16,
-        decoder_hidden_size=32,
-        max_src_len=10,
-        dropout=0.0,
-    ).to(CUDA)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
-    batch = collate(SOURCES, [[BOS_ID, *s] for s in SOURCES], list(range(5))).to(CUDA)
-    for _ in range(15):
-        logits = model(batch.src, batch.src_lengths, batch.tgt_in)
-        loss = torch.nn.functional.cross_entropy(
-            logits.transpose(1, 2), batch.tgt_out, ignore_index=0
-        )
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return model.eval()
+def trained_copy_model() -> Seq2Seq:
+    return copy_model("cuda")
 
 
-def test_cuda_beam_one_is_greedy_and_batches_match_one_by_one(copy_model):
+def test_cuda_beam_one_is_greedy_and_batches_match_one_by_one(trained_copy_model):
+    model = trained_copy_model
     batch = collate(SOURCES, None, list(range(len(SOURCES)))).to(CUDA)
-    greedy = greedy_search(copy_model, batch.src, batch.src_lengths, 1.5, 3)
-    beam1 = beam_search(copy_model, batch.src, batch.src_lengths, 1, 1.5, 3, 0.0)
+    greedy = greedy_search(model, batch.src, batch.src_lengths, 1.5, 3)
+    beam1 = beam_search(model, batch.src, batch.src_lengths, 1, 1.5, 3, 0.0)
     assert [g.tokens for g in greedy] == [b[0].tokens for b in beam1]
-    together = beam_search(copy_model, batch.src, batch.src_lengths, 4, n_best=4)
+    together = beam_search(model, batch.src, batch.src_lengths, 4, n_best=4)
     for sentence, hyps in zip(SOURCES, together):
         alone = collate([sentence], None, [0]).to(CUDA)
-        (single,) = beam_search(copy_model, alone.src, alone.src_lengths, 4, n_best=4)
+        (single,) = beam_search(model, alone.src, alone.src_lengths, 4, n_best=4)
         assert [h.tokens for h in hyps] == [h.tokens for h in single]
         for a, b in zip(hyps, single):
             assert a.score == pytest.approx(b.score, abs=1e-4)

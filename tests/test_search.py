@@ -19,8 +19,7 @@ SOURCES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def model() -> Seq2Seq:
+def copy_model(device: str = "cpu") -> Seq2Seq:
     """A model briefly trained to copy, so outputs have a mix of lengths and EOS."""
     torch.manual_seed(1)
     model = Seq2Seq(
@@ -31,9 +30,10 @@ def model() -> Seq2Seq:
         decoder_hidden_size=32,
         max_src_len=10,
         dropout=0.0,
-    )
+    ).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
     batch = collate(SOURCES, [[BOS_ID, *s] for s in SOURCES], list(range(5)))
+    batch = batch.to(torch.device(device))
     for _ in range(15):
         logits = model(batch.src, batch.src_lengths, batch.tgt_in)
         loss = torch.nn.functional.cross_entropy(
@@ -43,6 +43,11 @@ def model() -> Seq2Seq:
         loss.backward()
         optimizer.step()
     return model.eval()
+
+
+@pytest.fixture(scope="module")
+def model() -> Seq2Seq:
+    return copy_model()
 
 
 def _batch(sources):
