@@ -9,7 +9,6 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seq2seq.attention import Attn
 from seq2seq.tokenizer import PAD_ID
@@ -67,11 +66,44 @@ class GRUCell(nn.GRUCell):
         return candidate + update * (h.float() - candidate)  # (B, H)
 
 
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` whose CPU mask comes from ``torch.rand``.
+
+    On CPU ``bernoulli_`` (what ``nn.Dropout`` draws with) is 3x slower than a
+    uniform draw and a comparison; that was 6% of a training step. Elsewhere, and
+    in eval mode, this is ``nn.Dropout``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0 or x.device.type != "cpu":
+            return super().forward(x)
+        keep = torch.rand(x.shape, device=x.device) >= self.p
+        return x * keep.to(x.dtype).mul_(1.0 / (1.0 - self.p))
+
+
+def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse each row's first ``lengths[b]`` positions; padding stays in place.
+
+    x (B, S, D), lengths (B,) -> (B, S, D). Its own inverse.
+    """
+    steps = torch.arange(x.size(1), device=x.device).unsqueeze(0)  # (1, S)
+    last = (lengths.to(x.device) - 1).unsqueeze(1)  # (B, 1)
+    index = torch.where(steps <= last, last - steps, steps)  # (B, S)
+    return x.gather(1, index.unsqueeze(2).expand_as(x))
+
+
 class Encoder(nn.Module):
-    """Embedding + (bi)GRU over packed sequences.
+    """Embedding + (bi)GRU.
 
     forward: src (B, S), src_lengths (B,) -> outputs (B, S, dirs * hidden),
     final hidden (layers * dirs, B, hidden). Padded positions of ``outputs`` are 0.
+
+    The GRU's parameters are ``nn.GRU``'s, but it runs one layer and direction
+    at a time over padded (not packed) batches, the backward direction on each
+    sentence reversed within its length. That gives packed-sequence results
+    exactly while using the fused dense kernel, which on CPU is 1.3x faster
+    than the packed one; under autocast it also runs in the autocast dtype
+    (``nn.GRU`` stays fp32 under CPU autocast): bf16 is another 1.6x.
     """
 
     def __init__(
@@ -85,7 +117,7 @@ class Encoder(nn.Module):
     ) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=PAD_ID)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.rnn = nn.GRU(
             embed_size,
             hidden_size,
@@ -96,18 +128,59 @@ class Encoder(nn.Module):
         )
         self.output_size = hidden_size * (2 if bidirectional else 1)
 
+    def _direction(
+        self, x: torch.Tensor, layer: int, suffix: str, dtype: torch.dtype
+    ) -> torch.Tensor:
+        """One layer, one direction over x (B, S, I) -> outputs (B, S, H); row b's
+        outputs past its length are junk that the caller never reads."""
+        weights = [
+            getattr(self.rnn, f"{name}_l{layer}{suffix}").to(dtype)
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        ]
+        h0 = x.new_zeros(1, x.size(0), self.rnn.hidden_size)
+        # nn.GRU's own kernel (what nn.GRU.forward calls), single layer and direction.
+        outputs, _ = torch._VF.gru(
+            x, h0, weights, True, 1, 0.0, self.training, False, True
+        )
+        return outputs
+
     def forward(
         self, src: torch.Tensor, src_lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         embedded = self.dropout(self.embedding(src))  # (B, S, E)
-        packed = pack_padded_sequence(
-            embedded, src_lengths.cpu(), batch_first=True, enforce_sorted=False
+        device = src.device.type
+        dtype = (
+            torch.get_autocast_dtype(device)
+            if torch.is_autocast_enabled(device)
+            else embedded.dtype
         )
-        packed_out, hidden = self.rnn(packed)
-        outputs, _ = pad_packed_sequence(
-            packed_out, batch_first=True, total_length=src.size(1)
-        )  # (B, S, dirs * H)
-        return self.dropout(outputs), hidden
+        lengths = src_lengths.to(src.device)
+        real = (
+            torch.arange(src.size(1), device=src.device).unsqueeze(0)
+            < lengths.unsqueeze(1)
+        ).unsqueeze(2)  # (B, S, 1)
+        last = (lengths - 1).clamp(min=0).view(-1, 1, 1)  # (B, 1, 1)
+        layer_input = embedded.to(dtype)
+        finals = []
+        for layer in range(self.rnn.num_layers):
+            if layer > 0:
+                layer_input = self.dropout(layer_input)  # nn.GRU's inter-layer dropout
+            forward = self._direction(layer_input, layer, "", dtype)  # (B, S, H)
+            outputs = [forward]
+            finals.append(
+                forward.gather(1, last.expand(-1, 1, forward.size(2))).squeeze(1)
+            )
+            if self.rnn.bidirectional:
+                backward = reverse_padded(
+                    self._direction(
+                        reverse_padded(layer_input, lengths), layer, "_reverse", dtype
+                    ),
+                    lengths,
+                )  # (B, S, H)
+                outputs.append(backward)
+                finals.append(backward[:, 0])
+            layer_input = torch.cat(outputs, dim=2).masked_fill(~real, 0.0)
+        return self.dropout(layer_input), torch.stack(finals)
 
 
 class Decoder(nn.Module):
@@ -139,7 +212,7 @@ class Decoder(nn.Module):
         self.input_feeding = input_feeding
         self.attentional_size = embed_size if tie_embeddings else hidden_size
         self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=PAD_ID)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.attention = Attn(
             query_size=embed_size + (self.attentional_size if input_feeding else 0),
             key_size=hidden_size,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seq2seq.attention import RULES
 from seq2seq.data import collate
-from seq2seq.model import Seq2Seq, sequence_loss
+from seq2seq.model import Dropout, Seq2Seq, sequence_loss
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 
@@ -36,6 +37,62 @@ def test_encoder_output_does_not_depend_on_padding_or_batch_mates():
         torch.testing.assert_close(together[row, :n], out[0])
         torch.testing.assert_close(hidden_together[:, row], hidden[:, 0])
         assert torch.all(together[row, n:] == 0.0)  # padding gives zero outputs
+
+
+@pytest.mark.parametrize("layers,bidirectional", [(1, True), (2, True), (2, False)])
+def test_encoder_matches_nn_gru_over_packed_sequences(layers, bidirectional):
+    """The per-direction dense GRU gives nn.GRU's packed outputs, final states
+    and gradients (it runs nn.GRU's own parameters)."""
+    model = _model(encoder_layers=layers, bidirectional=bidirectional)
+    encoder = model.encoder
+    sentences = [[5, 6, 7, EOS_ID], [8, 9, EOS_ID], [4, 5, 6, 7, 8, 9, EOS_ID], [3]]
+    batch = collate(sentences, None, [0, 1, 2, 3])
+    outputs, final = encoder(batch.src, batch.src_lengths)
+
+    embedded = encoder.embedding(batch.src)
+    packed = pack_padded_sequence(
+        embedded, batch.src_lengths, batch_first=True, enforce_sorted=False
+    )
+    ref_packed, ref_final = encoder.rnn(packed)
+    ref_outputs, _ = pad_packed_sequence(
+        ref_packed, batch_first=True, total_length=batch.src.size(1)
+    )
+    torch.testing.assert_close(outputs, ref_outputs)
+    torch.testing.assert_close(final, ref_final)
+
+    weights = torch.randn_like(outputs)
+    (outputs * weights).sum().add(final.sum()).backward()
+    ours = [p.grad.clone() for p in encoder.parameters()]
+    encoder.zero_grad()
+    (ref_outputs * weights).sum().add(ref_final.sum()).backward()
+    for mine, ref in zip(ours, (p.grad for p in encoder.parameters()), strict=True):
+        torch.testing.assert_close(mine, ref)
+
+
+def test_encoder_runs_in_the_autocast_dtype():
+    model = _model()
+    batch = collate([[5, 6, 7, EOS_ID], [8, EOS_ID]], None, [0, 1])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        outputs, final = model.encoder(batch.src, batch.src_lengths)
+    assert outputs.dtype == final.dtype == torch.bfloat16
+    reference, _ = model.encoder(batch.src, batch.src_lengths)
+    assert reference.dtype == torch.float32
+    torch.testing.assert_close(outputs.float(), reference, atol=0.02, rtol=0.02)
+
+
+def test_dropout_zeroes_about_p_and_keeps_the_expectation():
+    torch.manual_seed(0)
+    dropout = Dropout(0.3)
+    x = torch.ones(200, 500)
+    y = dropout(x)
+    dropped = (y == 0).float().mean().item()
+    assert abs(dropped - 0.3) < 0.01
+    torch.testing.assert_close(y[y != 0], torch.full_like(y[y != 0], 1 / 0.7))
+    x.requires_grad_(True)
+    y = dropout(x)
+    y.sum().backward()
+    assert torch.equal(x.grad == 0, y == 0)  # gradient flows through kept units only
+    assert torch.equal(dropout.eval()(x), x)
 
 
 @pytest.mark.parametrize("rule", RULES)
