@@ -128,12 +128,18 @@ class TrainConfig:
     label_smoothing: float = 0.0  # label smoothing of the loss
     # constant | plateau (multiply by lr_factor after lr_patience validations
     # without a better valid BLEU, not below min_lr) | warmup_decay (linear
-    # warm-up over warmup_steps, then inverse square root decay)
-    lr_schedule: Literal["constant", "plateau", "warmup_decay"] = "constant"
+    # warm-up over warmup_steps, then inverse square root decay) | cosine, linear
+    # (warm-up over warmup_steps, then decay to min_lr at the end of the budget:
+    # the first of epochs, max_steps and max_minutes to run out; with max_minutes
+    # the rate follows the clock)
+    lr_schedule: Literal[
+        "constant", "plateau", "warmup_decay", "cosine", "linear"
+    ] = "constant"
     lr_factor: float = 0.5  # plateau: the factor
     lr_patience: int = 2  # plateau: validations without a better BLEU tolerated
-    min_lr: float = 1e-5  # plateau: the floor
-    warmup_steps: int = 1000  # warmup_decay: updates of linear warm-up
+    min_lr: float = 1e-5  # plateau: the floor; cosine, linear: the final rate
+    # warmup_decay, cosine, linear: updates of linear warm-up
+    warmup_steps: int = 1000
     patience: int | None = None  # early stopping: validations without a better BLEU
     valid_every: int = 0  # updates between validations; 0: at each epoch's end
     # updates between extra saves of latest.pt; 0: only at validations

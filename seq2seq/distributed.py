@@ -160,6 +160,9 @@ class SingleProcess:
     def any_rank(self, flag: bool) -> bool:
         return flag
 
+    def max_over_ranks(self, value: float) -> float:
+        return value
+
     def share_tokenizer(self, build: Callable[[], Tokenizer]) -> Tokenizer:
         return build()
 
@@ -256,9 +259,13 @@ class DataParallel:
 
     def any_rank(self, flag: bool) -> bool:
         """True on every rank when ``flag`` is true on any rank."""
-        value = torch.tensor([float(flag)], device=self.device)
-        dist.all_reduce(value, op=dist.ReduceOp.MAX)
-        return bool(value.item())
+        return bool(self.max_over_ranks(float(flag)))
+
+    def max_over_ranks(self, value: float) -> float:
+        """The largest of the ranks' ``value`` (the same on every rank)."""
+        tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return tensor.item()
 
     def share_tokenizer(self, build: Callable[[], Tokenizer]) -> Tokenizer:
         """Rank 0 builds (or trains) the tokenizer; the others receive its models."""

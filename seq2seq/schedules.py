@@ -48,3 +48,27 @@ def plateau_lr(lr: float, bad_validations: int, cfg: TrainConfig) -> tuple[float
     if bad_validations > cfg.lr_patience:
         return max(lr * cfg.lr_factor, cfg.min_lr), 0
     return lr, bad_validations
+
+
+def budget_lr(
+    shape: str,
+    base_lr: float,
+    min_lr: float,
+    step: int,
+    warmup_steps: int,
+    progress: float,
+) -> float:
+    """Linear warm-up over ``warmup_steps``, then decay to ``min_lr`` at the end.
+
+    ``progress`` is the fraction of the training budget used (0 to 1); ``shape``
+    is ``cosine`` (half a cosine) or ``linear``. ``step`` is the 1-based number of
+    the update about to be made.
+    """
+    if step < warmup_steps:
+        return base_lr * max(step, 1) / warmup_steps
+    progress = min(max(progress, 0.0), 1.0)
+    if shape == "cosine":
+        fraction = 0.5 * (1.0 + math.cos(math.pi * progress))
+    else:
+        fraction = 1.0 - progress
+    return min_lr + (base_lr - min_lr) * fraction

@@ -38,7 +38,12 @@ from seq2seq.progress import (
     format_minutes,
     progress_bar,
 )
-from seq2seq.schedules import plateau_lr, teacher_forcing_ratio, warmup_decay_lr
+from seq2seq.schedules import (
+    budget_lr,
+    plateau_lr,
+    teacher_forcing_ratio,
+    warmup_decay_lr,
+)
 from seq2seq.tokenizer import Tokenizer, build_tokenizer
 
 log = logging.getLogger(__name__)
@@ -316,11 +321,32 @@ class Trainer:
 
     # ------------------------------------------------------------ schedules
 
-    def _lr_for_step(self, step: int) -> float:
+    def _lr_for_step(self, step: int, epoch_batches: int) -> float:
         t = self.cfg.train
         if t.lr_schedule == "warmup_decay":
             return warmup_decay_lr(self.state.lr, step, t.warmup_steps)
+        if t.lr_schedule in ("cosine", "linear"):
+            return budget_lr(
+                t.lr_schedule,
+                self.state.lr,
+                t.min_lr,
+                step,
+                t.warmup_steps,
+                self._budget_used(epoch_batches),
+            )
         return self.state.lr
+
+    def _budget_used(self, epoch_batches: int) -> float:
+        """The fraction of the training budget used: the largest of the fractions
+        of epochs, max_steps and max_minutes (the same on every rank)."""
+        t, s = self.cfg.train, self.state
+        used = (s.epoch + s.batch_in_epoch / max(epoch_batches, 1)) / t.epochs
+        if t.max_steps is not None:
+            used = max(used, s.step / t.max_steps)
+        if t.max_minutes is None:
+            return used  # steps and epochs: the same on every rank
+        used = max(used, s.train_seconds / (60.0 * t.max_minutes))
+        return self.dist.max_over_ranks(used)  # the ranks' clocks differ
 
     def _set_lr(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
@@ -499,7 +525,7 @@ class Trainer:
                     raise StopRequested
                 batch = self.batches.batch(batches[s.batch_in_epoch])
                 self.dist.seed_step(s.step + 1)  # several processes: dropout per rank
-                self._set_lr(self._lr_for_step(s.step + 1))
+                self._set_lr(self._lr_for_step(s.step + 1, len(batches)))
                 loss, tokens = self.train_step(batch, teacher_forcing_ratio(t, s.step))
                 s.step += 1
                 s.batch_in_epoch += 1

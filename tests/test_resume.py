@@ -23,6 +23,7 @@ import torch
 
 from seq2seq.checkpoint import load_checkpoint
 from seq2seq.cli import main
+from seq2seq.schedules import budget_lr
 from tests.conftest import PAIRS, ROOT, tiny_config, write_config
 
 SETTINGS = {
@@ -35,6 +36,10 @@ SETTINGS = {
         "checkpoint_every": 4,
         "teacher_forcing": 0.5,
         "num_threads": 1,
+        # a schedule that reads the training position (epoch and batch)
+        "lr_schedule": "cosine",
+        "warmup_steps": 3,
+        "min_lr": 1e-4,
     },
 }
 
@@ -89,6 +94,7 @@ import json, os, sys, traceback
 import torch._dynamo  # noqa: F401
 import seq2seq.train  # noqa: F401
 from seq2seq.cli import main
+from seq2seq.schedules import budget_lr
 
 codes = {}
 for config, fault in json.loads(sys.argv[1]):
@@ -197,6 +203,14 @@ def test_a_killed_run_resumes_exactly(
         assert torch.equal(tensor, best_resumed["model"][name]), name
     # A save cut short leaves a temporary file: the resumed run removed it.
     assert not list((config.parent / "run" / "checkpoints").glob(".*.tmp"))
+
+
+def test_the_cosine_schedule_decays_over_the_epoch_budget(uninterrupted):
+    """18 updates over 3 epochs of 6 batches: the last one (step 18) is made
+    17/18 of the way through the budget."""
+    lr = uninterrupted["optimizer"]["param_groups"][0]["lr"]
+    assert lr == pytest.approx(budget_lr("cosine", 0.01, 1e-4, 18, 3, 17 / 18))
+    assert lr < 0.01 * 0.02  # near min_lr, down from 0.01
 
 
 def test_killed_before_the_first_checkpoint_resume_starts_over(

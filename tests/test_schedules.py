@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from seq2seq.config import TrainConfig
-from seq2seq.schedules import plateau_lr, teacher_forcing_ratio, warmup_decay_lr
+from seq2seq.schedules import (
+    budget_lr,
+    plateau_lr,
+    teacher_forcing_ratio,
+    warmup_decay_lr,
+)
 
 
 def test_constant_teacher_forcing():
@@ -49,3 +54,16 @@ def test_plateau_halves_after_patience_and_respects_min_lr():
     assert plateau_lr(1e-3, 1, cfg) == (1e-3, 1)
     assert plateau_lr(1e-3, 2, cfg) == (5e-4, 0)
     assert plateau_lr(5e-4, 2, cfg) == (3e-4, 0)
+
+
+def test_budget_schedules_warm_up_then_reach_min_lr_at_the_end():
+    for shape in ("cosine", "linear"):
+        assert budget_lr(shape, 1e-3, 1e-5, 1, 10, 0.0) == pytest.approx(1e-4)
+        assert budget_lr(shape, 1e-3, 1e-5, 10, 10, 0.0) == pytest.approx(1e-3)
+        assert budget_lr(shape, 1e-3, 1e-5, 500, 10, 1.0) == pytest.approx(1e-5)
+        assert budget_lr(shape, 1e-3, 1e-5, 500, 10, 1.7) == pytest.approx(1e-5)
+        midway = budget_lr(shape, 1e-3, 1e-5, 500, 10, 0.5)
+        assert midway == pytest.approx((1e-3 + 1e-5) / 2)
+    # cosine stays high longer, then falls faster than linear
+    assert budget_lr("cosine", 1.0, 0.0, 50, 1, 0.25) == pytest.approx(0.8535534)
+    assert budget_lr("linear", 1.0, 0.0, 50, 1, 0.25) == pytest.approx(0.75)
