@@ -14,10 +14,9 @@
   ``spm.tgt.model``) and ``config.json`` (special ids, length limits, file names).
 
 B and S are dynamic axes of both graphs. The graphs come from PyTorch's TorchScript
-exporter (``dynamo=False``): the torch.export-based exporter cannot trace the
-encoder's ``pack_padded_sequence`` (its batch sizes depend on the data), while the
-TorchScript one maps it onto ONNX's GRU ``sequence_lens``, which gives the same
-outputs as PyTorch for every padded batch (checked by :func:`export_onnx`).
+exporter (``dynamo=False``), which maps each encoder layer and direction onto an
+ONNX GRU op (the backward direction between two gathers that reverse each sentence
+within its length); :func:`export_onnx` checks that they give PyTorch's outputs.
 
 :class:`OnnxTranslator` does greedy search over the two graphs exactly as
 :func:`seq2seq.search.greedy_search` does. This module imports torch only inside
@@ -81,10 +80,9 @@ def export_onnx(run: str | Path, directory: Path, opset: int = 17) -> list[Path]
         step_args = (torch.full((2,), BOS_ID), *enc_values)
         dynamic = {name: _DYNAMIC_AXES[name] for name in _all_names(encoder, step)}
         with warnings.catch_warnings(), _native_stderr_kept_on_error():
-            # The TorchScript exporter is deprecated in favour of dynamo, which
-            # cannot export packed sequences; its tracer warnings (and the native
-            # ones on the packing ops' shape inference) concern shapes that the
-            # dynamic axes cover, as the check below shows.
+            # The TorchScript exporter is deprecated in favour of dynamo; its
+            # tracer warnings concern shapes that the dynamic axes cover, as the
+            # check below shows.
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 encoder,
