@@ -132,9 +132,9 @@ class TrainConfig:
     # (warm-up over warmup_steps, then decay to min_lr at the end of the budget:
     # the first of epochs, max_steps and max_minutes to run out; with max_minutes
     # the rate follows the clock)
-    lr_schedule: Literal[
-        "constant", "plateau", "warmup_decay", "cosine", "linear"
-    ] = "constant"
+    lr_schedule: Literal["constant", "plateau", "warmup_decay", "cosine", "linear"] = (
+        "constant"
+    )
     lr_factor: float = 0.5  # plateau: the factor
     lr_patience: int = 2  # plateau: validations without a better BLEU tolerated
     min_lr: float = 1e-5  # plateau: the floor; cosine, linear: the final rate

@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seq2seq.attention import Attn
 from seq2seq.tokenizer import PAD_ID
@@ -98,12 +99,12 @@ class Encoder(nn.Module):
     forward: src (B, S), src_lengths (B,) -> outputs (B, S, dirs * hidden),
     final hidden (layers * dirs, B, hidden). Padded positions of ``outputs`` are 0.
 
-    The GRU's parameters are ``nn.GRU``'s, but it runs one layer and direction
-    at a time over padded (not packed) batches, the backward direction on each
-    sentence reversed within its length. That gives packed-sequence results
-    exactly while using the fused dense kernel, which on CPU is 1.3x faster
-    than the packed one; under autocast it also runs in the autocast dtype
-    (``nn.GRU`` stays fp32 under CPU autocast): bf16 is another 1.6x.
+    On CUDA this is ``nn.GRU`` over packed sequences (cuDNN runs them well). On
+    CPU the same parameters run one layer and direction at a time over the padded
+    batch, the backward direction on each sentence reversed within its length:
+    packed-sequence results exactly, with the fused dense kernel (1.3x faster
+    than the packed one) and, under autocast, in the autocast dtype (``nn.GRU``
+    stays fp32 under CPU autocast; bf16 is another 1.6x).
     """
 
     def __init__(
@@ -148,17 +149,40 @@ class Encoder(nn.Module):
         self, src: torch.Tensor, src_lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         embedded = self.dropout(self.embedding(src))  # (B, S, E)
-        device = src.device.type
+        if src.is_cuda:
+            outputs, hidden = self.packed(embedded, src_lengths)
+        else:
+            outputs, hidden = self.per_direction(embedded, src_lengths)
+        return self.dropout(outputs), hidden
+
+    def packed(
+        self, embedded: torch.Tensor, src_lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``nn.GRU`` over packed sequences: embedded (B, S, E) -> outputs
+        (B, S, dirs * H) (0 on padding), final hidden (layers * dirs, B, H)."""
+        packed = pack_padded_sequence(
+            embedded, src_lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
+        packed_out, hidden = self.rnn(packed)
+        outputs, _ = pad_packed_sequence(
+            packed_out, batch_first=True, total_length=embedded.size(1)
+        )
+        return outputs, hidden
+
+    def per_direction(
+        self, embedded: torch.Tensor, src_lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """What :meth:`packed` computes, one layer and direction at a time over
+        the padded batch (see the class docstring)."""
+        device = embedded.device
         dtype = (
-            torch.get_autocast_dtype(device)
-            if torch.is_autocast_enabled(device)
+            torch.get_autocast_dtype(device.type)
+            if torch.is_autocast_enabled(device.type)
             else embedded.dtype
         )
-        lengths = src_lengths.to(src.device)
-        real = (
-            torch.arange(src.size(1), device=src.device).unsqueeze(0)
-            < lengths.unsqueeze(1)
-        ).unsqueeze(2)  # (B, S, 1)
+        lengths = src_lengths.to(device)
+        steps = torch.arange(embedded.size(1), device=device)
+        real = (steps.unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(2)  # (B, S, 1)
         last = (lengths - 1).clamp(min=0).view(-1, 1, 1)  # (B, 1, 1)
         layer_input = embedded.to(dtype)
         finals = []
@@ -180,7 +204,7 @@ class Encoder(nn.Module):
                 outputs.append(backward)
                 finals.append(backward[:, 0])
             layer_input = torch.cat(outputs, dim=2).masked_fill(~real, 0.0)
-        return self.dropout(layer_input), torch.stack(finals)
+        return layer_input, torch.stack(finals)
 
 
 class Decoder(nn.Module):

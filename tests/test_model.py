@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seq2seq.attention import RULES
 from seq2seq.data import collate
@@ -41,21 +40,17 @@ def test_encoder_output_does_not_depend_on_padding_or_batch_mates():
 
 @pytest.mark.parametrize("layers,bidirectional", [(1, True), (2, True), (2, False)])
 def test_encoder_matches_nn_gru_over_packed_sequences(layers, bidirectional):
-    """The per-direction dense GRU gives nn.GRU's packed outputs, final states
-    and gradients (it runs nn.GRU's own parameters)."""
+    """The CPU path (a dense GRU per direction) gives the CUDA path's nn.GRU
+    outputs over packed sequences, its final states and its gradients."""
     model = _model(encoder_layers=layers, bidirectional=bidirectional)
     encoder = model.encoder
     sentences = [[5, 6, 7, EOS_ID], [8, 9, EOS_ID], [4, 5, 6, 7, 8, 9, EOS_ID], [3]]
     batch = collate(sentences, None, [0, 1, 2, 3])
     outputs, final = encoder(batch.src, batch.src_lengths)
 
-    embedded = encoder.embedding(batch.src)
-    packed = pack_padded_sequence(
-        embedded, batch.src_lengths, batch_first=True, enforce_sorted=False
-    )
-    ref_packed, ref_final = encoder.rnn(packed)
-    ref_outputs, _ = pad_packed_sequence(
-        ref_packed, batch_first=True, total_length=batch.src.size(1)
+    # the CUDA path: nn.GRU over packed sequences
+    ref_outputs, ref_final = encoder.packed(
+        encoder.embedding(batch.src), batch.src_lengths
     )
     torch.testing.assert_close(outputs, ref_outputs)
     torch.testing.assert_close(final, ref_final)
