@@ -7,8 +7,10 @@ Expected failures print ``error: <one line>`` on stderr and exit with status 2;
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -462,6 +464,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (`... | head -1`): stop quietly, as other
+        # filters do, and send what Python flushes at exit to /dev/null.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a filter cut short
 
 
 if __name__ == "__main__":

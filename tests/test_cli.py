@@ -287,3 +287,15 @@ def test_tensorboard_gets_scalars_samples_heatmaps_and_hparams(trained_run):
     assert any(t.startswith("valid/sample0") for t in tags["tensors"])
     assert (run / "attention" / "sample0.png").is_file()
     assert any((run / "tensorboard" / "hparams").iterdir())
+
+
+def test_a_closed_stdout_pipe_ends_quietly(monkeypatch, capsys):
+    """`seq2seq evaluate RUN | head -1`: the reader goes away, no traceback."""
+    from seq2seq import cli
+
+    def evaluate(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setitem(cli.COMMANDS, "evaluate", evaluate)
+    assert main(["evaluate", "runs/none"]) == 141
+    assert capsys.readouterr().err == ""
