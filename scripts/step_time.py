@@ -1,0 +1,71 @@
+"""Milliseconds per training step (and per encoder forward + backward) on real batches.
+
+For A/B comparisons on a noisy machine: run it alternately in checkouts of the old
+and the new code, several times each, and compare the averages. Example (JoeyNMT's
+model size)::
+
+    python scripts/step_time.py configs/multi30k_de_en.yaml \\
+        model.encoder_hidden_size=512 model.tie_embeddings=false
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from dataclasses import replace
+
+import torch
+
+from seq2seq.config import load_config
+from seq2seq.errors import UserError
+from seq2seq.precision import autocast
+from seq2seq.train import Trainer
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config")
+    parser.add_argument("overrides", nargs="*", metavar="key.path=value")
+    parser.add_argument("--amp", default="bf16", choices=["none", "bf16", "fp16"])
+    parser.add_argument("--batches", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    cfg = replace(
+        cfg, run_dir=tempfile.mkdtemp(), train=replace(cfg.train, amp=args.amp)
+    )
+    trainer = Trainer(cfg, progress=False)
+    order = trainer.batches.epoch_batches(0)[: args.batches]
+    batches = [trainer.batches.batch(indices) for indices in order]
+    model = trainer.model
+    for batch in batches[:3]:  # warm-up
+        trainer.train_step(batch)
+    encoder_ms, step_ms = [], []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        for batch in batches:
+            with autocast(trainer.device, trainer.amp_dtype):
+                outputs, hidden = model.encoder(batch.src, batch.src_lengths)
+            (outputs.float().sum() + hidden.float().sum()).backward()
+        encoder_ms.append((time.perf_counter() - start) / len(batches) * 1000)
+        model.zero_grad(set_to_none=True)
+        start = time.perf_counter()
+        for batch in batches:
+            trainer.train_step(batch)
+        step_ms.append((time.perf_counter() - start) / len(batches) * 1000)
+    print(
+        f"train step {' '.join(f'{ms:.1f}' for ms in step_ms)} ms; encoder forward + "
+        f"backward {' '.join(f'{ms:.1f}' for ms in encoder_ms)} ms "
+        f"({args.batches} batches, amp {args.amp}, torch {torch.__version__})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
