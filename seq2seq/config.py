@@ -104,7 +104,7 @@ class TrainConfig:
     """Optimisation and the training loop's schedule."""
 
     optimizer: Literal["adam"] = "adam"  # Adam (the only choice so far)
-    lr: float = 1e-3  # learning rate (warmup_decay: the peak)
+    lr: float = 1e-3  # learning rate (warmup_decay, cosine, linear: the peak)
     betas: tuple[float, float] = (0.9, 0.999)  # Adam betas
     batch_size: int = 64  # sentences per batch (used when batch_tokens is null)
     # if set: batches of about this many padded tokens (pairs x longest source or
