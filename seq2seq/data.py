@@ -116,7 +116,7 @@ def read_corpus(
                 f"has {len(tgt_lines)}; the files must be line-aligned"
             )
         src_lines = _select_lines(src_lines, first, last, split, src_path)
-        tgt_lines = tgt_lines[first - 1 : len(src_lines) + first - 1]
+        tgt_lines = _select_lines(tgt_lines, first, last, split, tgt_path)
         sources, targets = [], []
         for number, (s, t) in enumerate(zip(src_lines, tgt_lines), start=first):
             if s is None or t is None:

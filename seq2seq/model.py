@@ -82,14 +82,8 @@ class Dropout(nn.Dropout):
         return x * keep.to(x.dtype).mul_(1.0 / (1.0 - self.p))
 
 
-def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Reverse each row's first ``lengths[b]`` positions; padding stays in place.
-
-    x (B, S, D), lengths (B,) -> (B, S, D). Its own inverse.
-    """
-    steps = torch.arange(x.size(1), device=x.device).unsqueeze(0)  # (1, S)
-    last = (lengths.to(x.device) - 1).unsqueeze(1)  # (B, 1)
-    index = torch.where(steps <= last, last - steps, steps)  # (B, S)
+def _gather_steps(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """x (B, S, D), index (B, S) -> x[b, index[b, t]] (B, S, D)."""
     return x.gather(1, index.unsqueeze(2).expand_as(x))
 
 
@@ -102,9 +96,10 @@ class Encoder(nn.Module):
     On CUDA this is ``nn.GRU`` over packed sequences (cuDNN runs them well). On
     CPU the same parameters run one layer and direction at a time over the padded
     batch, the backward direction on each sentence reversed within its length:
-    packed-sequence results exactly, with the fused dense kernel (1.3x faster
-    than the packed one) and, under autocast, in the autocast dtype (``nn.GRU``
-    stays fp32 under CPU autocast; bf16 is another 1.6x).
+    packed-sequence results exactly, with the fused dense kernel and, under
+    autocast, in the autocast dtype (``nn.GRU`` stays fp32 under CPU autocast).
+    The GRU call alone (batch 64, hidden 512, forward + backward): packed fp32
+    145 ms, dense fp32 109 ms, dense bf16 58 ms.
     """
 
     def __init__(
@@ -180,10 +175,13 @@ class Encoder(nn.Module):
             if torch.is_autocast_enabled(device.type)
             else embedded.dtype
         )
-        lengths = src_lengths.to(device)
-        steps = torch.arange(embedded.size(1), device=device)
-        real = (steps.unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(2)  # (B, S, 1)
-        last = (lengths - 1).clamp(min=0).view(-1, 1, 1)  # (B, 1, 1)
+        lengths = src_lengths.to(device).unsqueeze(1)  # (B, 1)
+        positions = torch.arange(embedded.size(1), device=device).unsqueeze(0)
+        real = (positions < lengths).unsqueeze(2)  # (B, S, 1)
+        last = (lengths - 1).clamp(min=0)  # (B, 1) each row's last real position
+        rows = torch.arange(embedded.size(0), device=device)
+        # Reverses each row's real positions, padding in place; its own inverse.
+        reverse = torch.where(positions <= last, last - positions, positions)
         layer_input = embedded.to(dtype)
         finals = []
         for layer in range(self.rnn.num_layers):
@@ -191,15 +189,13 @@ class Encoder(nn.Module):
                 layer_input = self.dropout(layer_input)  # nn.GRU's inter-layer dropout
             forward = self._direction(layer_input, layer, "", dtype)  # (B, S, H)
             outputs = [forward]
-            finals.append(
-                forward.gather(1, last.expand(-1, 1, forward.size(2))).squeeze(1)
-            )
+            finals.append(forward[rows, last[:, 0]])  # (B, H)
             if self.rnn.bidirectional:
-                backward = reverse_padded(
+                backward = _gather_steps(
                     self._direction(
-                        reverse_padded(layer_input, lengths), layer, "_reverse", dtype
+                        _gather_steps(layer_input, reverse), layer, "_reverse", dtype
                     ),
-                    lengths,
+                    reverse,
                 )  # (B, S, H)
                 outputs.append(backward)
                 finals.append(backward[:, 0])
