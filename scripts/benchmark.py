@@ -29,7 +29,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from seq2seq import __version__
-from seq2seq.config import load_config, replace
+from seq2seq.config import Config, load_config, replace
 from seq2seq.errors import UserError
 from seq2seq.evaluate import Translator, load_model
 from seq2seq.model import count_parameters
@@ -37,6 +37,24 @@ from seq2seq.precision import autocast_dtype
 from seq2seq.train import Trainer
 
 AMP_DTYPES = {"none": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def load_config_or_exit(path: str, overrides: list[str]) -> Config:
+    """The config, or exit with status 2 and ``error: <one line>``, as the CLI does."""
+    try:
+        return load_config(path, overrides)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def throwaway_trainer(cfg: Config, amp: str, run_dir: Path) -> Trainer:
+    """A progress-less trainer of ``cfg`` under ``train.amp: amp``, writing to
+    ``run_dir`` (a temporary directory: these runs are measured, not kept)."""
+    return Trainer(
+        replace(cfg, run_dir=str(run_dir), train=replace(cfg.train, amp=amp)),
+        progress=False,
+    )
 
 
 def matmul_peak(dtype: torch.dtype, device: torch.device, size: int = 0) -> float:
@@ -141,11 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default="benchmark.json")
     args = parser.parse_args(argv)
 
-    try:
-        cfg = load_config(args.config, args.overrides)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    cfg = load_config_or_exit(args.config, args.overrides)
     workdir = Path(tempfile.mkdtemp(prefix="seq2seq-bench-"))
     report: dict = {
         "machine": {
@@ -165,12 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     rows = []
     for amp in args.amp:
-        run_cfg = replace(
-            cfg,
-            run_dir=str(workdir / f"train-{amp}"),
-            train=replace(cfg.train, amp=amp),
-        )
-        trainer = Trainer(run_cfg, progress=False)
+        trainer = throwaway_trainer(cfg, amp, workdir / f"train-{amp}")
+        run_cfg = trainer.cfg
         if trainer.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         dtype = autocast_dtype(amp, trainer.device) or torch.float32

@@ -14,33 +14,24 @@ import argparse
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from pathlib import Path
 
 import torch
+from benchmark import AMP_DTYPES, load_config_or_exit, throwaway_trainer  # scripts/
 
-from seq2seq.config import load_config
-from seq2seq.errors import UserError
 from seq2seq.precision import autocast
-from seq2seq.train import Trainer
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config")
     parser.add_argument("overrides", nargs="*", metavar="key.path=value")
-    parser.add_argument("--amp", default="bf16", choices=["none", "bf16", "fp16"])
+    parser.add_argument("--amp", default="bf16", choices=list(AMP_DTYPES))
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args(argv)
-    try:
-        cfg = load_config(args.config, args.overrides)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    cfg = replace(
-        cfg, run_dir=tempfile.mkdtemp(), train=replace(cfg.train, amp=args.amp)
-    )
-    trainer = Trainer(cfg, progress=False)
+    cfg = load_config_or_exit(args.config, args.overrides)
+    trainer = throwaway_trainer(cfg, args.amp, Path(tempfile.mkdtemp()))
     order = trainer.batches.epoch_batches(0)[: args.batches]
     batches = [trainer.batches.batch(indices) for indices in order]
     model = trainer.model
