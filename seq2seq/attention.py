@@ -90,7 +90,8 @@ class AdditiveScore(nn.Module):
         if keys is None:
             keys = self.prepare(values)
         q = self.query_proj(torch.cat((query, key), dim=-1))  # (B, hidden)
-        return self.energy(torch.tanh(keys + q.unsqueeze(1))).squeeze(2)  # (B, L)
+        # tanh_ in place: the sum is a fresh tensor that nothing else needs
+        return self.energy((keys + q.unsqueeze(1)).tanh_()).squeeze(2)  # (B, L)
 
 
 class DotScore(nn.Module):

@@ -8,8 +8,11 @@ filtering) are one-line :class:`~seq2seq.errors.UserError` messages naming the f
 from __future__ import annotations
 
 import gzip
+import itertools
 import logging
+import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -319,11 +322,102 @@ def make_batches(
     return batches
 
 
+class SubwordSampler:
+    """Subword regularization (Kudo, 2018): each epoch sees the training pairs in
+    sampled segmentations, a regularizer for small corpora.
+
+    Each sentence's ``nbest`` best segmentations (those within ``max_src_len`` /
+    ``max_tgt_len``) are found once; an epoch draws one per sentence with
+    probability proportional to ``P(segmentation) ** alpha``, from Python's RNG
+    seeded by (seed, epoch) alone. So a resumed run samples exactly what an
+    uninterrupted one did, and every DDP rank the same (sentencepiece's own
+    sampler differs from process to process even with a fixed seed).
+    """
+
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        data: ParallelData,
+        alpha: float,
+        nbest: int,
+        seed: int,
+        max_src_len: int | None = None,
+        max_tgt_len: int | None = None,
+    ) -> None:
+        self.seed = seed
+        self._src = self._candidates(
+            tokenizer.nbest(data.src_text, "src", nbest),
+            data.src,
+            alpha,
+            lambda ids: [*ids, EOS_ID],
+            lambda ids: max_src_len is None or len(ids) <= max_src_len,
+        )
+        self._tgt = self._candidates(
+            tokenizer.nbest(data.tgt_text, "tgt", nbest),
+            data.tgt,
+            alpha,
+            lambda ids: [BOS_ID, *ids, EOS_ID],
+            lambda ids: max_tgt_len is None or len(ids) - 1 <= max_tgt_len,
+        )
+        varied = lambda side: sum(len(c[0]) > 1 for c in side)  # noqa: E731
+        log.info(
+            "subword sampling (alpha %g, %d-best): %d of %d source and %d target "
+            "sentences have other segmentations to draw from",
+            alpha,
+            nbest,
+            varied(self._src),
+            len(self._src),
+            varied(self._tgt),
+        )
+
+    @staticmethod
+    def _candidates(
+        nbest: list[list[tuple[list[int], float]]],
+        best: list[list[int]],
+        alpha: float,
+        frame: Callable[[list[int]], list[int]],
+        fits: Callable[[list[int]], bool],
+    ) -> list[tuple[list[list[int]], list[float]]]:
+        """Per sentence: its segmentations (the dataset's best first) and their
+        cumulative sampling weights."""
+        out = []
+        for sentence, first in zip(nbest, best):
+            top = max((score for _, score in sentence), default=0.0)
+            framed = [(frame(ids), score) for ids, score in sentence]
+            first_score = next((sc for ids, sc in framed if ids == first), top)
+            segmentations = [first]
+            weights = [math.exp(alpha * (first_score - top))]
+            for ids, score in framed:
+                if ids != first and fits(ids):
+                    segmentations.append(ids)
+                    weights.append(math.exp(alpha * (score - top)))
+            out.append((segmentations, list(itertools.accumulate(weights))))
+        return out
+
+    def epoch(self, epoch: int) -> tuple[list[list[int]], list[list[int]]]:
+        """(source ids + EOS, BOS + target ids + EOS) of every pair for ``epoch``."""
+        rng = random.Random(f"subwords {self.seed} {epoch}")
+        return self._draw(self._src, rng), self._draw(self._tgt, rng)
+
+    @staticmethod
+    def _draw(
+        candidates: list[tuple[list[list[int]], list[float]]], rng: random.Random
+    ) -> list[list[int]]:
+        return [
+            segmentations[0]
+            if len(segmentations) == 1
+            else rng.choices(segmentations, cum_weights=cumulative)[0]
+            for segmentations, cumulative in candidates
+        ]
+
+
 class BatchIterator:
     """Batches of a :class:`ParallelData` for one epoch at a time.
 
     ``epoch_batches(epoch)`` depends only on (seed, epoch), which is what lets a
-    resumed run replay the exact data order of an uninterrupted one.
+    resumed run replay the exact data order of an uninterrupted one. With a
+    ``sampler`` each epoch has its own segmentations: ``batch`` builds batches
+    from those of the epoch last passed to ``epoch_batches``.
     """
 
     def __init__(
@@ -333,19 +427,27 @@ class BatchIterator:
         batch_tokens: int | None = None,
         shuffle: bool = True,
         seed: int = 0,
+        sampler: SubwordSampler | None = None,
     ) -> None:
         self.data = data
         self.batch_size = batch_size
         self.batch_tokens = batch_tokens
         self.shuffle = shuffle
         self.seed = seed
-        self._src_lengths = [len(s) for s in data.src]
-        self._tgt_lengths = [len(t) - 1 for t in data.tgt]
+        self.sampler = sampler
+        self._epoch: int | None = None
+        self._src, self._tgt = data.src, data.tgt
+
+    def _use_epoch(self, epoch: int) -> None:
+        if self.sampler is not None and epoch != self._epoch:
+            self._src, self._tgt = self.sampler.epoch(epoch)
+        self._epoch = epoch
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
+        self._use_epoch(epoch)
         return make_batches(
-            self._src_lengths,
-            self._tgt_lengths,
+            [len(s) for s in self._src],
+            [len(t) - 1 for t in self._tgt],
             self.batch_size,
             self.batch_tokens,
             shuffle=self.shuffle,
@@ -354,8 +456,8 @@ class BatchIterator:
 
     def batch(self, indices: list[int]) -> Batch:
         return collate(
-            [self.data.src[i] for i in indices],
-            [self.data.tgt[i] for i in indices],
+            [self._src[i] for i in indices],
+            [self._tgt[i] for i in indices],
             indices,
         )
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import sentencepiece as spm
+from sentencepiece import sentencepiece_model_pb2
 
 from seq2seq.errors import UserError
 
@@ -55,6 +56,13 @@ def train_sentencepiece(
     except RuntimeError as err:
         raise UserError(f"sentencepiece training failed: {err}") from None
     return model.getvalue()
+
+
+def _model_type(model: bytes) -> int:
+    """sentencepiece's model type of a serialized model (1: unigram, 2: bpe)."""
+    proto = sentencepiece_model_pb2.ModelProto()
+    proto.ParseFromString(model)
+    return proto.trainer_spec.model_type
 
 
 def _processor(model: bytes, name: str) -> spm.SentencePieceProcessor:
@@ -109,6 +117,25 @@ class Tokenizer:
     def encode_tgt(self, lines: list[str]) -> list[list[int]]:
         """Target sentences -> ids (no BOS/EOS)."""
         return self.tgt.encode(lines)
+
+    def nbest(
+        self, lines: list[str], side: str, n: int
+    ) -> list[list[tuple[list[int], float]]]:
+        """The ``n`` best segmentations of each ``side`` ("src" or "tgt") sentence
+        (ids without EOS/BOS), each with its log-probability under the unigram
+        model, best first. Deterministic, unlike sentencepiece's own sampler."""
+        processor = self.src if side == "src" else self.tgt
+        model = "source" if side == "src" else "target"
+        if _model_type(self.src_model if side == "src" else self.tgt_model) != 1:
+            raise UserError(
+                f"tokenizer.sampling_alpha: the {model} sentencepiece model is not a "
+                "unigram model; subword sampling needs one (or sampling_alpha: 0)"
+            )
+        scores = [processor.get_score(i) for i in range(processor.get_piece_size())]
+        return [
+            [(ids, sum(scores[i] for i in ids)) for ids in candidates]
+            for candidates in processor.nbest_encode(lines, nbest_size=n)
+        ]
 
     def decode_tgt(self, ids: list[list[int]]) -> list[str]:
         """Target ids (specials removed first) -> detokenized text."""

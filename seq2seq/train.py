@@ -25,7 +25,13 @@ from tqdm import tqdm
 from seq2seq import checkpoint as ckpt
 from seq2seq import distributed, faults
 from seq2seq.config import Config, dump_yaml, from_dict, to_dict
-from seq2seq.data import BatchIterator, ParallelData, encode_pairs, read_corpus
+from seq2seq.data import (
+    BatchIterator,
+    ParallelData,
+    SubwordSampler,
+    encode_pairs,
+    read_corpus,
+)
 from seq2seq.errors import UserError
 from seq2seq.evaluate import Translator
 from seq2seq.metrics import bleu, chrf
@@ -187,12 +193,24 @@ class Trainer:
             self.valid_data = ParallelData(
                 v.src[:n], v.tgt[:n], v.src_text[:n], v.tgt_text[:n]
             )
+        sampler = None
+        if cfg.tokenizer.sampling_alpha:
+            sampler = SubwordSampler(
+                self.tokenizer,
+                self.train_data,
+                cfg.tokenizer.sampling_alpha,
+                cfg.tokenizer.sampling_nbest,
+                cfg.seed,
+                cfg.data.max_src_len,
+                cfg.data.max_tgt_len,
+            )
         self.batches = BatchIterator(
             self.train_data,
             cfg.train.batch_size,
             cfg.train.batch_tokens,
             shuffle=True,
             seed=cfg.seed,
+            sampler=sampler,
         )
         self.valid_batches = BatchIterator(
             self.valid_data, cfg.decode.batch_size, None, shuffle=False
@@ -610,7 +628,7 @@ class Trainer:
         s = self.state
         self.model.eval()
         total_loss, total_tokens = 0.0, 0
-        with torch.inference_mode():
+        with torch.no_grad():  # not inference_mode: it turns autocast's cast cache off
             for indices in self.valid_batches.epoch_batches(0):
                 batch = self.valid_batches.batch(indices).to(self.device)
                 with autocast(self.device, self.amp_dtype):

@@ -51,6 +51,18 @@ def test_overrides_set_nested_keys_with_yaml_types(tmp_path):
         ("train: {epochs: 2.5}\n", r"train\.epochs: expected int"),
         ("model: {attention: luong}\n", r"model\.attention: 'luong' is not one of"),
         ("model: {dropout: 1.5}\n", r"model\.dropout: 1\.5 not in \[0, 1\)"),
+        (
+            "tokenizer: {sampling_alpha: -1}\n",
+            r"tokenizer\.sampling_alpha: -1(\.0)? must be >= 0 \(0 turns",
+        ),
+        (
+            "tokenizer: {sampling_nbest: 1}\n",
+            r"tokenizer\.sampling_nbest: must be >= 2",
+        ),
+        (
+            "tokenizer: {model_type: char, sampling_alpha: 0.1}\n",
+            r"tokenizer\.sampling_alpha: subword sampling needs model_type unigram",
+        ),
         ("train: {teacher_forcing: -1}\n", r"train\.teacher_forcing"),
         ("data: {train: {src: a.de}}\n", r"data\.train: give both src and tgt"),
         ("data: {train: {tsv: a, src: b, tgt: c}}\n", r"data\.train: give either tsv"),

@@ -12,11 +12,15 @@ from seq2seq.config import CorpusConfig
 from seq2seq.data import (
     BatchIterator,
     ParallelData,
+    SubwordSampler,
+    encode_pairs,
     make_batches,
     read_corpus,
     read_lines,
 )
 from seq2seq.errors import UserError
+from seq2seq.tokenizer import BOS_ID, EOS_ID
+from tests.conftest import PAIRS
 
 
 def _write(path: Path, text: str) -> Path:
@@ -124,6 +128,63 @@ def test_epoch_order_depends_only_on_seed_and_epoch():
     batch = a.batch(a.epoch_batches(0)[0])
     assert batch.src.shape[0] == batch.tgt_in.shape[0] == len(a.epoch_batches(0)[0])
     assert batch.tgt_in.shape == batch.tgt_out.shape
+
+
+def _sampling_setup(max_src_len=None, max_tgt_len=None):
+    from seq2seq.tokenizer import Tokenizer, train_sentencepiece
+
+    text = [s for pair in PAIRS for s in pair] * 4
+    tok = Tokenizer(train_sentencepiece(text, 60))  # unigram
+    sources, targets = [en for en, _ in PAIRS], [fr for _, fr in PAIRS]
+    data = encode_pairs(tok, sources, targets, "train")
+    sampler = SubwordSampler(tok, data, 0.1, 8, 5, max_src_len, max_tgt_len)
+    return tok, data, sampler
+
+
+def test_subword_sampling_is_fresh_each_epoch_and_reproducible():
+    tok, data, sampler = _sampling_setup()
+    src3, tgt3 = sampler.epoch(3)
+    assert sampler.epoch(3) == (src3, tgt3)  # (seed, epoch) decides
+    src4, tgt4 = sampler.epoch(4)
+    assert (src3, tgt3) != (src4, tgt4)
+    assert src3 != data.src  # not the best segmentation
+    for ids, text in zip(src3, data.src_text):
+        assert ids[-1] == EOS_ID and EOS_ID not in ids[:-1]
+        assert tok.src.decode(ids[:-1]) == text  # a segmentation of the same text
+    for ids, text in zip(tgt3, data.tgt_text):
+        assert ids[0] == BOS_ID and ids[-1] == EOS_ID
+        assert tok.decode_tgt([ids]) == [text]
+    # The batches are built from the segmentations of the epoch asked for.
+    batches = BatchIterator(data, 4, seed=1, sampler=sampler)
+    first = batches.epoch_batches(3)[0]
+    batch = batches.batch(first)
+    for row, i in enumerate(first):
+        assert batch.src[row, : len(src3[i])].tolist() == src3[i]
+        assert batch.tgt_out[row, : len(tgt3[i]) - 1].tolist() == tgt3[i][1:]
+    assert batches.epoch_batches(3) == BatchIterator(
+        data, 4, seed=1, sampler=sampler
+    ).epoch_batches(3)
+
+
+def test_samples_respect_the_length_limits():
+    _, data, unlimited = _sampling_setup()
+    limit = max(len(s) for s in data.src)
+    _, _, limited = _sampling_setup(max_src_len=limit, max_tgt_len=limit)
+    longest = lambda ids: max(map(len, ids))  # noqa: E731
+    assert any(longest(unlimited.epoch(e)[0]) > limit for e in range(5))
+    for epoch in range(5):
+        src, tgt = limited.epoch(epoch)
+        assert longest(src) <= limit and longest(tgt) - 1 <= limit
+
+
+def test_subword_sampling_needs_a_unigram_model():
+    from seq2seq.tokenizer import Tokenizer, train_sentencepiece
+
+    text = [s for pair in PAIRS for s in pair] * 4
+    tok = Tokenizer(train_sentencepiece(text, 60, model_type="bpe"))
+    data = encode_pairs(tok, ["I am cold."], ["J'ai froid."], "train")
+    with pytest.raises(UserError, match="sampling_alpha: the source .* not a unigram"):
+        SubwordSampler(tok, data, 0.5, 8, 0)
 
 
 def test_lines_holds_out_part_of_one_file(tmp_path):

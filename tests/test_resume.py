@@ -30,6 +30,8 @@ SETTINGS = {
     # dropout and sampled teacher forcing draw random numbers: the RNG states must
     # survive the stop too
     "model": {"dropout": 0.1},
+    # each epoch re-segments the pairs by sampling, from (seed, epoch)
+    "tokenizer": {"model_type": "unigram", "sampling_alpha": 0.5},
     "train": {
         "epochs": 3,
         "valid_every": 5,
