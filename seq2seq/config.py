@@ -76,7 +76,7 @@ class TokenizerConfig:
     # subword regularization (Kudo, 2018; unigram models): > 0 gives each epoch
     # its own segmentation of every training pair, drawn from its sampling_nbest
     # best with probability proportional to P(segmentation)^alpha (smaller: more
-    # varied; 0.5 changes about 30% of the Multi30k sentences); valid, test and
+    # varied; 0.5 changes 28% of the Multi30k English sentences); valid, test and
     # translate keep the best segmentation. 0: off
     sampling_alpha: float = 0.0
     sampling_nbest: int = 8  # segmentations to sample from, per sentence
