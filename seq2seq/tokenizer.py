@@ -12,7 +12,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import sentencepiece as spm
-from sentencepiece import sentencepiece_model_pb2
 
 from seq2seq.errors import UserError
 
@@ -56,13 +55,6 @@ def train_sentencepiece(
     except RuntimeError as err:
         raise UserError(f"sentencepiece training failed: {err}") from None
     return model.getvalue()
-
-
-def _model_type(model: bytes) -> int:
-    """sentencepiece's model type of a serialized model (1: unigram, 2: bpe)."""
-    proto = sentencepiece_model_pb2.ModelProto()
-    proto.ParseFromString(model)
-    return proto.trainer_spec.model_type
 
 
 def _processor(model: bytes, name: str) -> spm.SentencePieceProcessor:
@@ -125,16 +117,18 @@ class Tokenizer:
         (ids without EOS/BOS), each with its log-probability under the unigram
         model, best first. Deterministic, unlike sentencepiece's own sampler."""
         processor = self.src if side == "src" else self.tgt
-        model = "source" if side == "src" else "target"
-        if _model_type(self.src_model if side == "src" else self.tgt_model) != 1:
+        try:
+            nbest = processor.nbest_encode(lines, nbest_size=n)
+        except RuntimeError:  # "NBestEncode is not available for the current model"
+            model = "source" if side == "src" else "target"
             raise UserError(
                 f"tokenizer.sampling_alpha: the {model} sentencepiece model is not a "
                 "unigram model; subword sampling needs one (or sampling_alpha: 0)"
-            )
+            ) from None
         scores = [processor.get_score(i) for i in range(processor.get_piece_size())]
         return [
             [(ids, sum(scores[i] for i in ids)) for ids in candidates]
-            for candidates in processor.nbest_encode(lines, nbest_size=n)
+            for candidates in nbest
         ]
 
     def decode_tgt(self, ids: list[list[int]]) -> list[str]:
