@@ -436,18 +436,23 @@ class BatchIterator:
         self.seed = seed
         self.sampler = sampler
         self._epoch: int | None = None
-        self._src, self._tgt = data.src, data.tgt
+        self._use_ids(data.src, data.tgt)
+
+    def _use_ids(self, src: list[list[int]], tgt: list[list[int]]) -> None:
+        self._src, self._tgt = src, tgt
+        self._src_lengths = [len(s) for s in src]
+        self._tgt_lengths = [len(t) - 1 for t in tgt]
 
     def _use_epoch(self, epoch: int) -> None:
         if self.sampler is not None and epoch != self._epoch:
-            self._src, self._tgt = self.sampler.epoch(epoch)
+            self._use_ids(*self.sampler.epoch(epoch))
         self._epoch = epoch
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         self._use_epoch(epoch)
         return make_batches(
-            [len(s) for s in self._src],
-            [len(t) - 1 for t in self._tgt],
+            self._src_lengths,
+            self._tgt_lengths,
             self.batch_size,
             self.batch_tokens,
             shuffle=self.shuffle,
