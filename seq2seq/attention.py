@@ -21,7 +21,10 @@ Rules (``rule=``):
 - ``scaled_dot``: ``K · V_i / sqrt(value_size2)`` (needs ``key_size == value_size2``).
 
 For the content-based rules ``prepare(V)`` computes the per-position key projection
-once per sentence; pass its result as ``keys=`` to every step.
+once per sentence; pass its result as ``keys=`` to every step. When Q is known for
+every step in advance (teacher forcing), ``plan(Q)`` computes Q's share of the score
+layer and of ``attn_combine`` for all steps at once, and ``attend_planned`` runs a
+step from it: the same numbers as ``attend`` with smaller per-step matmuls.
 """
 
 from __future__ import annotations
@@ -33,6 +36,42 @@ import torch
 from torch import nn
 
 RULES = ("concat", "additive", "dot", "general", "scaled_dot")
+
+
+def autocast_weight(weight: torch.Tensor) -> torch.Tensor:
+    """``weight`` in the autocast dtype when autocast is on for its device.
+
+    Autocast caches the casts of parameters only; a slice or a concatenation of
+    them would be cast again at every call, so it is cast once here instead.
+    """
+    kind = weight.device.type
+    if torch.is_autocast_enabled(kind):
+        return weight.to(torch.get_autocast_dtype(kind))
+    return weight
+
+
+def _split_columns(
+    weight: torch.Tensor, size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(out, size + rest) -> its first ``size`` columns and the rest."""
+    return autocast_weight(weight[:, :size]), autocast_weight(weight[:, size:])
+
+
+class QueryPlan(NamedTuple):
+    """Q's share of :meth:`Attn.attend`'s layers for every step, from :meth:`Attn.plan`.
+
+    ``score``: per step (B, A), Q's part of the score layer (``additive``: the query
+    projection, ``concat``: the position scores, bias included); None for the rules
+    whose scores do not depend on Q. ``output``: per step (B, output_size), Q's
+    part of ``attn_combine``, bias included. ``key_weight`` (A, key_size): K's part
+    of the score layer's weight (None with ``score``); ``context_weight``
+    (output_size, value_size2): the context's part of ``attn_combine``'s weight.
+    """
+
+    score: tuple[torch.Tensor, ...] | None
+    output: tuple[torch.Tensor, ...]
+    key_weight: torch.Tensor | None
+    context_weight: torch.Tensor
 
 
 class AttnResult(NamedTuple):
@@ -50,20 +89,30 @@ class ConcatScore(nn.Linear):
         super().__init__(query_size + key_size, positions)
         self.positions = positions
 
+    @property
+    def query_layer(self) -> nn.Linear:
+        return self
+
     def prepare(self, values: torch.Tensor) -> None:
         return None
 
     def score(
         self, query: torch.Tensor, key: torch.Tensor, values: torch.Tensor, keys: None
     ) -> torch.Tensor:
+        scores = super().forward(torch.cat((query, key), dim=-1))  # (B, positions)
+        return self.score_projected(scores, values, keys)
+
+    def score_projected(
+        self, projected: torch.Tensor, values: torch.Tensor, keys: None
+    ) -> torch.Tensor:
+        """``Linear([Q; K])`` (B, positions) -> the scores (B, L) of the real length."""
         length = values.size(1)
         if length > self.positions:
             raise ValueError(
                 f"source of {length} positions is longer than the concat attention's "
                 f"limit value_size1={self.positions}"
             )
-        scores = super().forward(torch.cat((query, key), dim=-1))  # (B, positions)
-        return scores[:, :length]  # (B, L)
+        return projected[:, :length]  # (B, L)
 
 
 class AdditiveScore(nn.Module):
@@ -77,6 +126,10 @@ class AdditiveScore(nn.Module):
         self.key_proj = nn.Linear(value_size, hidden)
         self.energy = nn.Linear(hidden, 1, bias=False)
 
+    @property
+    def query_layer(self) -> nn.Linear:
+        return self.query_proj
+
     def prepare(self, values: torch.Tensor) -> torch.Tensor:
         return self.key_proj(values)  # (B, L, hidden)
 
@@ -87,11 +140,17 @@ class AdditiveScore(nn.Module):
         values: torch.Tensor,
         keys: torch.Tensor | None,
     ) -> torch.Tensor:
+        q = self.query_proj(torch.cat((query, key), dim=-1))  # (B, hidden)
+        return self.score_projected(q, values, keys)
+
+    def score_projected(
+        self, projected: torch.Tensor, values: torch.Tensor, keys: torch.Tensor | None
+    ) -> torch.Tensor:
+        """``W [Q; K]`` (B, hidden) -> the scores (B, L)."""
         if keys is None:
             keys = self.prepare(values)
-        q = self.query_proj(torch.cat((query, key), dim=-1))  # (B, hidden)
         # tanh_ in place: the sum is a fresh tensor that nothing else needs
-        return self.energy((keys + q.unsqueeze(1)).tanh_()).squeeze(2)  # (B, L)
+        return self.energy((keys + projected.unsqueeze(1)).tanh_()).squeeze(2)
 
 
 class DotScore(nn.Module):
@@ -105,6 +164,8 @@ class DotScore(nn.Module):
                 f"and {value_size}"
             )
         self.scale = 1.0 / math.sqrt(value_size) if scaled else 1.0
+
+    query_layer = None
 
     def prepare(self, values: torch.Tensor) -> None:
         return None
@@ -122,6 +183,8 @@ class GeneralScore(nn.Module):
     def __init__(self, key_size: int, value_size: int) -> None:
         super().__init__()
         self.key_proj = nn.Linear(value_size, key_size, bias=False)
+
+    query_layer = None
 
     def prepare(self, values: torch.Tensor) -> torch.Tensor:
         return self.key_proj(values)  # (B, L, key_size)
@@ -198,11 +261,64 @@ class Attn(nn.Module):
     ) -> AttnResult:
         """Batched attention on 2-D Q and K; see the class docstring for shapes."""
         scores = self.attn.score(Q, K, V, keys)  # (B, L)
-        if mask is not None:
-            scores = scores.masked_fill(~mask, float("-inf"))
+        weights, context = self._weigh(scores, V, None if mask is None else ~mask)
+        output = self.attn_combine(torch.cat((Q, context), dim=-1))  # (B, output_size)
+        return AttnResult(output, weights, context)
+
+    def _weigh(
+        self, scores: torch.Tensor, V: torch.Tensor, padding: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """scores (B, L) -> weights (B, L), 0 where ``padding``; context (B, v2)."""
+        if padding is not None:
+            scores = scores.masked_fill(padding, float("-inf"))
         weights = torch.softmax(scores.float(), dim=-1).to(V.dtype)  # (B, L)
         context = torch.bmm(weights.unsqueeze(1), V).squeeze(1)  # (B, v2)
-        output = self.attn_combine(torch.cat((Q, context), dim=-1))  # (B, output_size)
+        return weights, context
+
+    def plan(self, Q: torch.Tensor) -> QueryPlan:
+        """Q (B, T, query_size) of every step -> :class:`QueryPlan`.
+
+        ``Linear([Q; K]) = Q · W_Qᵀ + K · W_Kᵀ + b``: Q's halves of the score layer
+        and of ``attn_combine`` run here as one matmul over all T steps, and each
+        step of :meth:`attend_planned` multiplies only K and the context.
+        """
+        size = Q.size(-1)
+        score = key_weight = None
+        layer = self.attn.query_layer
+        if layer is not None:
+            query_weight, key_weight = _split_columns(layer.weight, size)
+            score = nn.functional.linear(Q, query_weight, layer.bias).unbind(1)
+        query_weight, context_weight = _split_columns(self.attn_combine.weight, size)
+        output = nn.functional.linear(Q, query_weight, self.attn_combine.bias)
+        # unbind: one backward op for all steps (indexing a step would zero-fill a
+        # (B, T, .) gradient at every step)
+        return QueryPlan(score, output.unbind(1), key_weight, context_weight)
+
+    def attend_planned(
+        self,
+        plan: QueryPlan,
+        step: int,
+        K: torch.Tensor,
+        V: torch.Tensor,
+        padding: torch.Tensor | None = None,
+        keys: torch.Tensor | None = None,
+        key_score: torch.Tensor | None = None,
+    ) -> AttnResult:
+        """Step ``step`` of :meth:`attend` on the Q of :meth:`plan`.
+
+        K (B, key_size), V (B, L, v2); ``padding`` (B, L) is True on padding (the
+        inverse of ``attend``'s mask, inverted once by the caller). ``key_score``
+        may bring ``K · plan.key_weightᵀ`` (B, A), computed by the caller together
+        with other products of K.
+        """
+        if plan.score is None:
+            scores = self.attn.score(None, K, V, keys)
+        else:
+            if key_score is None:
+                key_score = nn.functional.linear(K, plan.key_weight)
+            scores = self.attn.score_projected(plan.score[step] + key_score, V, keys)
+        weights, context = self._weigh(scores, V, padding)
+        output = plan.output[step] + nn.functional.linear(context, plan.context_weight)
         return AttnResult(output, weights, context)
 
     def forward(

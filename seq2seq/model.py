@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from seq2seq.attention import Attn
+from seq2seq.attention import Attn, autocast_weight
 from seq2seq.tokenizer import PAD_ID
 
 
@@ -56,9 +56,14 @@ class GRUCell(nn.GRUCell):
     hidden state stay fp32. forward: x (B, I), h (B, H) -> (B, H).
     """
 
-    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, h: torch.Tensor, gh: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``gh``: the hidden gates ``h · W_hhᵀ + b_hh`` (B, 3H) if computed already."""
         gi = nn.functional.linear(x, self.weight_ih, self.bias_ih).float()  # (B, 3H)
-        gh = nn.functional.linear(h, self.weight_hh, self.bias_hh).float()  # (B, 3H)
+        if gh is None:
+            gh = nn.functional.linear(h, self.weight_hh, self.bias_hh)
+        gh = gh.float()  # (B, 3H)
         i_r, i_z, i_n = gi.chunk(3, dim=1)
         h_r, h_z, h_n = gh.chunk(3, dim=1)
         reset = torch.sigmoid(i_r + h_r)
@@ -303,28 +308,63 @@ class Decoder(nn.Module):
     ) -> torch.Tensor:
         """Run the recurrence on gold inputs: tgt_in (B, T) -> attentional (B, T, P)."""
         embedded = self.dropout(self.embedding(tgt_in))  # (B, T, E)
-        state = self.initial_state(enc.hidden)
-        # unbind: one backward op for all steps (slicing would zero-fill a
-        # (B, T, E) gradient at every step).
-        step_inputs = embedded.unbind(1)
         if self.input_feeding:
+            state = self.initial_state(enc.hidden)
             outputs = []
-            for step_input in step_inputs:
+            # unbind: one backward op for all steps (slicing would zero-fill a
+            # (B, T, E) gradient at every step).
+            for step_input in embedded.unbind(1):
                 top, hidden, context, _ = self.rnn_step(step_input, state, enc)
                 attentional = self.attentional(top, context, step_input)  # (B, P)
                 outputs.append(attentional)
                 state = DecoderState(hidden, attentional)
             return torch.stack(outputs, 1)
+        # Without input feeding the queries are known in advance, and the
+        # attentional layer runs once over all steps.
+        tops, contexts = self._planned_recurrence(embedded, enc)
+        return self.attentional(tops, contexts, embedded)
+
+    def _planned_recurrence(
+        self, embedded: torch.Tensor, enc: EncoderOutput
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`rnn_step` over all steps of embedded (B, T, E), queries known.
+
+        -> top outputs (B, T, H), contexts (B, T, C): the numbers of the step
+        loop, with the queries' share of the attention layers computed for all
+        steps at once (:meth:`Attn.plan`). With one layer, one matmul of the
+        previous hidden state gives both its share of the attention score and the
+        GRU's hidden gates.
+        """
+        plan = self.attention.plan(embedded)
+        padding = ~enc.mask
+        hidden = list(enc.hidden.unbind(0))  # layers x (B, H)
+        first = self.cells[0]
+        fused = None
+        if self.num_layers == 1 and plan.key_weight is not None:
+            split = [plan.key_weight.size(0), first.weight_hh.size(0)]
+            fused = (
+                torch.cat((plan.key_weight, autocast_weight(first.weight_hh))),
+                autocast_weight(
+                    torch.cat((first.bias_hh.new_zeros(split[0]), first.bias_hh))
+                ),
+            )
         tops, contexts = [], []
-        for step_input in step_inputs:
-            top, hidden, context, _ = self.rnn_step(step_input, state, enc)
-            tops.append(top)
-            contexts.append(context)
-            state = DecoderState(hidden, None)
-        # Without input feeding the attentional layer runs once over all steps.
-        return self.attentional(
-            torch.stack(tops, 1), torch.stack(contexts, 1), embedded
-        )
+        for step in range(len(plan.output)):
+            key = hidden[-1]
+            key_score = gates = None
+            if fused is not None:
+                key_score, gates = nn.functional.linear(key, *fused).split(split, 1)
+            att = self.attention.attend_planned(
+                plan, step, key, enc.outputs, padding, enc.keys, key_score
+            )
+            layer_input = torch.relu(att.output)  # (B, H)
+            for layer, cell in enumerate(self.cells):
+                h = cell(layer_input, hidden[layer], gates if layer == 0 else None)
+                hidden[layer] = h
+                layer_input = self.dropout(h) if layer + 1 < self.num_layers else h
+            tops.append(layer_input)
+            contexts.append(att.context)
+        return torch.stack(tops, 1), torch.stack(contexts, 1)
 
     def forward(
         self,

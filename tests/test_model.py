@@ -110,22 +110,70 @@ def test_decoder_step_shapes(rule, layers, feeding):
     assert out.weights[1, 2].item() == 0.0  # the second sentence has 2 real positions
 
 
-@pytest.mark.parametrize("feeding", [False, True])
-@pytest.mark.parametrize("tied", [False, True])
-def test_teacher_forced_forward_equals_step_by_step(feeding, tied):
-    model = _model(input_feeding=feeding, tie_embeddings=tied)
-    batch = collate(
+def _step_by_step_logits(model: Seq2Seq, batch) -> torch.Tensor:
+    """The decoder's one-step path (what decoding runs) over the gold inputs."""
+    enc = model.encode(batch.src, batch.src_lengths)
+    state = model.decoder.initial_state(enc.hidden)
+    logits = []
+    for t in range(batch.tgt_in.size(1)):
+        out = model.decoder.step(batch.tgt_in[:, t], state, enc)
+        state = out.state
+        logits.append(out.logits)
+    return torch.stack(logits, 1)
+
+
+def _two_pairs():
+    return collate(
         [[5, 6, EOS_ID], [7, EOS_ID]],
         [[BOS_ID, 3, 9, EOS_ID], [BOS_ID, 4, EOS_ID]],
         [0, 1],
     )
+
+
+@pytest.mark.parametrize("feeding", [False, True])
+@pytest.mark.parametrize("tied", [False, True])
+def test_teacher_forced_forward_equals_step_by_step(feeding, tied):
+    model = _model(input_feeding=feeding, tie_embeddings=tied)
+    batch = _two_pairs()
     logits = model(batch.src, batch.src_lengths, batch.tgt_in)
-    enc = model.encode(batch.src, batch.src_lengths)
-    state = model.decoder.initial_state(enc.hidden)
-    for t in range(batch.tgt_in.size(1)):
-        out = model.decoder.step(batch.tgt_in[:, t], state, enc)
-        state = out.state
-        torch.testing.assert_close(logits[:, t], out.logits)
+    torch.testing.assert_close(logits, _step_by_step_logits(model, batch))
+
+
+@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("layers", [1, 2])
+def test_planned_teacher_forcing_gives_the_step_paths_logits_and_gradients(
+    rule, layers
+):
+    """Teacher forcing precomputes the queries' share of attention (and, with one
+    layer, fuses the hidden state's two products): same logits, same gradients."""
+    batch = _two_pairs()
+    grads = []
+    for planned in (True, False):
+        model = _model(rule, decoder_layers=layers)
+        if planned:
+            logits = model(batch.src, batch.src_lengths, batch.tgt_in)
+        else:
+            logits = _step_by_step_logits(model, batch)
+        logits.square().sum().backward()
+        grads.append({n: p.grad for n, p in model.named_parameters()})
+        if planned:
+            reference = logits.detach()
+        else:
+            torch.testing.assert_close(reference, logits.detach())
+    assert grads[0].keys() == grads[1].keys()
+    for name, grad in grads[0].items():
+        assert grad is not None and grad.abs().sum() > 0, name
+        torch.testing.assert_close(grad, grads[1][name], msg=name)
+
+
+def test_planned_teacher_forcing_under_bf16_autocast_stays_close_to_the_step_path():
+    model = _model(embed_size=32, encoder_hidden_size=32, decoder_hidden_size=64)
+    batch = _two_pairs()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        planned = model(batch.src, batch.src_lengths, batch.tgt_in).float()
+        stepped = _step_by_step_logits(model, batch).float()
+    assert planned.dtype == torch.float32
+    torch.testing.assert_close(planned, stepped, atol=3e-2, rtol=3e-2)
 
 
 def test_tied_embeddings_share_one_matrix():
