@@ -6,6 +6,10 @@ model size)::
 
     python scripts/step_time.py configs/multi30k_de_en.yaml \\
         model.encoder_hidden_size=512 model.tie_embeddings=false
+
+``--ab-step-path`` instead alternates, in one process and on the same batches, the
+planned teacher-forced recurrence (``Attn.plan``) with the step-by-step one that
+decoding runs (``Decoder.rnn_step``), and prints the best and median step times.
 """
 
 from __future__ import annotations
@@ -19,7 +23,44 @@ from pathlib import Path
 import torch
 from benchmark import AMP_DTYPES, load_config_or_exit, throwaway_trainer  # scripts/
 
+from seq2seq.model import Decoder, DecoderState
 from seq2seq.precision import autocast
+
+
+def step_by_step_recurrence(
+    decoder: Decoder, embedded: torch.Tensor, enc
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """What ``Decoder._planned_recurrence`` computes, one ``rnn_step`` at a time."""
+    state = decoder.initial_state(enc.hidden)
+    tops, contexts = [], []
+    for step_input in embedded.unbind(1):
+        top, hidden, context, _ = decoder.rnn_step(step_input, state, enc)
+        tops.append(top)
+        contexts.append(context)
+        state = DecoderState(hidden, None)
+    return torch.stack(tops, 1), torch.stack(contexts, 1)
+
+
+def ab_step_path(trainer, batches: list, rounds: int) -> None:
+    planned = Decoder._planned_recurrence
+    times: dict[str, list[float]] = {"planned": [], "step-by-step": []}
+    paths = [("planned", planned), ("step-by-step", step_by_step_recurrence)]
+    try:
+        for i in range(2 * rounds):
+            name, path = paths[i % 2] if i // 2 % 2 == 0 else paths[1 - i % 2]
+            Decoder._planned_recurrence = path
+            start = time.perf_counter()
+            for batch in batches:
+                trainer.train_step(batch)
+            times[name].append((time.perf_counter() - start) / len(batches) * 1000)
+    finally:
+        Decoder._planned_recurrence = planned
+    for name, ms in times.items():
+        ms = sorted(ms)
+        print(
+            f"{name}: train step best {ms[0]:.1f} ms, median {ms[len(ms) // 2]:.1f} "
+            f"ms ({rounds} rounds of {len(batches)} batches, torch {torch.__version__})"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--amp", default="bf16", choices=list(AMP_DTYPES))
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument(
+        "--ab-step-path",
+        type=int,
+        metavar="ROUNDS",
+        help="alternate the planned and the step-by-step teacher-forced recurrence",
+    )
     args = parser.parse_args(argv)
     cfg = load_config_or_exit(args.config, args.overrides)
     trainer = throwaway_trainer(cfg, args.amp, Path(tempfile.mkdtemp()))
@@ -37,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     model = trainer.model
     for batch in batches[:3]:  # warm-up
         trainer.train_step(batch)
+    if args.ab_step_path:
+        ab_step_path(trainer, batches, args.ab_step_path)
+        return 0
     encoder_ms, step_ms = [], []
     for _ in range(args.repeats):
         start = time.perf_counter()

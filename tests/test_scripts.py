@@ -1,0 +1,89 @@
+"""The measuring scripts the README quotes run on the current code and say what
+they measured (tiny model, the bundled quickstart corpus)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = [
+    "configs/quickstart.yaml",
+    "model.embed_size=16",
+    "model.encoder_hidden_size=16",
+    "model.decoder_hidden_size=32",
+    "tokenizer.vocab_size=200",
+]
+
+
+def _run(script: str, *args: str) -> str:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run(
+        [sys.executable, f"scripts/{script}", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_benchmark_writes_training_and_decoding_figures(tmp_path):
+    output = tmp_path / "bench.json"
+    out = _run(
+        "benchmark.py",
+        *TINY,
+        "decode.max_len_b=3",
+        "--amp",
+        "none",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--output",
+        str(output),
+    )
+    report = json.loads(output.read_text())
+    train = report["training"]["none"]
+    assert train["steps"] == 2
+    assert train["target_tokens_per_s"] > 0
+    assert train["flops_per_target_token"] > 0
+    assert 0 < train["fraction_of_peak"]
+    assert set(report["decoding"]) == {"none-beam1", "none-beam5"}
+    assert all(d["sentences"] > 0 for d in report["decoding"].values())
+    assert "tok/s" in out and "sent/s" in out
+
+
+def test_benchmark_bad_override_is_one_line():
+    result = subprocess.run(
+        [
+            sys.executable,
+            "scripts/benchmark.py",
+            "configs/quickstart.yaml",
+            "model.nope=1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and "model.nope" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("mode", [[], ["--ab-step-path", "1"]])
+def test_step_time_reports_milliseconds_per_step(mode):
+    out = _run("step_time.py", *TINY, "--batches", "4", "--repeats", "1", *mode)
+    if mode:
+        assert "planned: train step best" in out
+        assert "step-by-step: train step best" in out
+    else:
+        assert "train step " in out and "encoder forward + backward" in out
