@@ -341,18 +341,19 @@ class Decoder(nn.Module):
         first = self.cells[0]
         fused = None
         if self.num_layers == 1 and plan.key_weight is not None:
-            split = [plan.key_weight.size(0), first.weight_hh.size(0)]
+            split = [plan.key_weight.size(0), first.weight_hh.size(0)]  # A, 3H
             fused = (
                 torch.cat((plan.key_weight, autocast_weight(first.weight_hh))),
                 autocast_weight(
                     torch.cat((first.bias_hh.new_zeros(split[0]), first.bias_hh))
                 ),
-            )
+            )  # weight (A + 3H, H), bias (A + 3H,): the score layer has no K bias
         tops, contexts = [], []
         for step in range(len(plan.output)):
             key = hidden[-1]
             key_score = gates = None
             if fused is not None:
+                # (B, A), (B, 3H); split: one backward op (slices would zero-fill)
                 key_score, gates = nn.functional.linear(key, *fused).split(split, 1)
             att = self.attention.attend_planned(
                 plan, step, key, enc.outputs, padding, enc.keys, key_score
