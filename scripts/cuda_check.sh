@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The CUDA paths in one go, for a machine with a GPU: the CUDA tests (training under
-# fp32/bf16/fp16, GPU->CPU checkpoints, batched beam search), the benchmark at
-# JoeyNMT's batch of 64 sentences and at 8k-token batches, and the quickstart
-# trained under torchrun (NCCL), resumed, evaluated and used to translate.
+# fp32/bf16/fp16, planned == step-by-step attention, GPU->CPU checkpoints, batched
+# beam search), the planned against the step-by-step teacher-forced recurrence, the
+# benchmark at JoeyNMT's batch of 64 sentences and at 8k-token batches, and the
+# quickstart trained under torchrun (NCCL), resumed, evaluated and used to translate.
 #
 #   bash scripts/cuda_check.sh [TRAINED_RUN_OR_CHECKPOINT] [OUT_DIR]
 #
@@ -22,6 +23,10 @@ python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.versio
 
 step "CUDA tests"
 check python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py
+
+step "planned against step-by-step teacher-forced recurrence, fp32, batches of 64"
+check python3 scripts/step_time.py configs/multi30k_de_en.yaml device=cuda \
+    tokenizer.sampling_alpha=0 --amp none --batches 30 --ab-step-path 6
 
 step "benchmark: batches of 64 sentences (JoeyNMT's setting)"
 check python3 scripts/benchmark.py configs/multi30k_de_en.yaml --amp none bf16 fp16 \

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from seq2seq.attention import RULES
 from seq2seq.cli import main
 from seq2seq.config import load_config
 from seq2seq.data import collate
@@ -17,6 +18,7 @@ from seq2seq.model import Seq2Seq
 from seq2seq.search import beam_search, greedy_search
 from seq2seq.train import Trainer
 from tests.conftest import PAIRS, tiny_config, write_config
+from tests.test_model import _model, _step_by_step_logits, _two_pairs
 from tests.test_search import SOURCES, copy_model
 
 pytestmark = pytest.mark.skipif(
@@ -84,3 +86,35 @@ def test_cuda_beam_one_is_greedy_and_batches_match_one_by_one(trained_copy_model
         assert [h.tokens for h in hyps] == [h.tokens for h in single]
         for a, b in zip(hyps, single):
             assert a.score == pytest.approx(b.score, abs=1e-4)
+
+
+@pytest.mark.parametrize("amp", ["none", "bf16", "fp16"])
+@pytest.mark.parametrize("rule", RULES)
+def test_cuda_planned_teacher_forcing_matches_the_step_path(rule, amp):
+    """The planned recurrence (split and fused weights, cast once per forward under
+    autocast) gives the step path's logits and gradients on the GPU too."""
+    dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    tol = dict(atol=1e-4, rtol=1e-4) if dtype is None else dict(atol=3e-2, rtol=3e-2)
+    batch = _two_pairs().to(CUDA)
+    results = []
+    for planned in (True, False):
+        model = (
+            _model(rule, embed_size=32, encoder_hidden_size=32, decoder_hidden_size=64)
+            .to(CUDA)
+            .train()
+        )  # cuDNN runs the backward in training mode only; dropout 0
+        with torch.autocast("cuda", dtype=dtype or torch.float32, enabled=bool(dtype)):
+            if planned:
+                logits = model(batch.src, batch.src_lengths, batch.tgt_in)
+            else:
+                logits = _step_by_step_logits(model, batch)
+        logits.float().square().sum().backward()
+        grads = {n: p.grad.float() for n, p in model.named_parameters()}
+        results.append((logits.float().detach(), grads))
+    (planned_logits, planned_grads), (step_logits, step_grads) = results
+    torch.testing.assert_close(planned_logits, step_logits, **tol)
+    for name, grad in planned_grads.items():
+        error = (grad - step_grads[name]).norm() / step_grads[name].norm()
+        # Half precision: gross errors only (a wrong half or cast); the attention
+        # biases' gradients are sums that nearly cancel, so 10% of their norm.
+        assert error < (1e-4 if dtype is None else 0.1), (name, error.item())
