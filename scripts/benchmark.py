@@ -83,23 +83,32 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+FLOP_BATCHES = 5
+
+
 def bench_training(trainer: Trainer, steps: int, warmup: int) -> dict:
     """Time ``steps`` real updates after ``warmup`` ones."""
     batches = trainer.batches.epoch_batches(0)
-    needed = warmup + steps + 1
+    counted = FLOP_BATCHES
+    needed = warmup + counted + steps
     if len(batches) < needed:
         batches = batches * (needed // len(batches) + 1)
     for i in range(warmup):
         trainer.train_step(trainer.batches.batch(batches[i]))
-    # FLOPs of one representative step (counted, not timed).
-    batch = trainer.batches.batch(batches[warmup])
-    with FlopCounterMode(display=False) as counter:
-        _, flop_tokens = trainer.train_step(batch)
-    flops_per_token = counter.get_total_flops() / flop_tokens
+    # FLOPs per target token over a few batches (counted, not timed): one batch alone
+    # swings with its source lengths and padding.
+    flops = flop_tokens = 0
+    for i in range(warmup, warmup + counted):
+        with FlopCounterMode(display=False) as counter:
+            _, n = trainer.train_step(trainer.batches.batch(batches[i]))
+        flops += counter.get_total_flops()
+        flop_tokens += n
+    flops_per_token = flops / flop_tokens
+    first = warmup + counted  # the timed steps follow the counted ones
     tokens = sentences = 0
     _sync(trainer.device)
     start = time.perf_counter()
-    for i in range(warmup + 1, warmup + 1 + steps):
+    for i in range(first, first + steps):
         batch = trainer.batches.batch(batches[i])
         _, n = trainer.train_step(batch)
         tokens += n
