@@ -136,7 +136,12 @@ def _report(cfg: Config, trainer, est: Estimate) -> str:
         "vocabulary: "
         + (
             f"joint {tok.src_vocab_size:,}"
-            if cfg.tokenizer.joint and tok.src_vocab_size == tok.tgt_vocab_size
+            + (
+                f", the target side restricted to its {tok.tgt_vocab_size:,} pieces"
+                if tok.tgt_vocab_size != tok.src_vocab_size
+                else ""
+            )
+            if cfg.tokenizer.joint
             else f"source {tok.src_vocab_size:,}, target {tok.tgt_vocab_size:,}"
         ),
         "",

@@ -57,6 +57,50 @@ def train_sentencepiece(
     return model.getvalue()
 
 
+def restrict_to_target(model: bytes, tgt_lines: list[str], nbest: int = 1) -> bytes:
+    """The joint model ``model`` cut down to the pieces a target-side model needs:
+    those in the ``nbest`` best segmentations of ``tgt_lines``, every single
+    character (so any text still encodes), and the special pieces.
+
+    The pieces keep their order and scores, so the special ids stay and the target
+    training text segments exactly as under the joint model; the decoder's output
+    layer then spans only pieces the target language uses.
+    """
+    joint = _processor(model, "joint tokenizer")
+    try:  # protobuf, loaded on use; its runtime must match sentencepiece's gencode
+        from sentencepiece import sentencepiece_model_pb2
+    except Exception as err:  # ImportError, protobuf's VersionError
+        log.warning(
+            "tokenizer.restrict_target_vocab: cannot edit the sentencepiece model "
+            "(%s); the target side keeps all %d pieces",
+            err,
+            joint.get_piece_size(),
+        )
+        return model
+    seen: set[int] = set()
+    for ids in joint.encode(tgt_lines):
+        seen.update(ids)
+    if nbest > 1:
+        try:
+            for candidates in joint.nbest_encode(tgt_lines, nbest_size=nbest):
+                for ids in candidates:
+                    seen.update(ids)
+        except RuntimeError:  # not a unigram model: sampling reports it later
+            pass
+    proto = sentencepiece_model_pb2.ModelProto()
+    proto.ParseFromString(model)
+    normal = sentencepiece_model_pb2.ModelProto.SentencePiece.NORMAL
+    kept = [
+        piece
+        for i, piece in enumerate(proto.pieces)
+        if piece.type != normal or i in seen or len(piece.piece) == 1
+    ]
+    del proto.pieces[:]
+    proto.pieces.extend(kept)
+    proto.trainer_spec.vocab_size = len(kept)
+    return proto.SerializeToString()
+
+
 def _processor(model: bytes, name: str) -> spm.SentencePieceProcessor:
     sp = spm.SentencePieceProcessor()
     try:
@@ -172,29 +216,45 @@ def build_tokenizer(
     """Load the models the config names, or train them on the given lines.
 
     ``tok_cfg`` is a :class:`~seq2seq.config.TokenizerConfig`; ``resolve`` maps a
-    configured path to a file path.
+    configured path to a file path. A joint model's target side is cut down to the
+    target language's pieces (``restrict_target_vocab``) when the lines are given.
     """
-    if tok_cfg.model is not None:
-        return Tokenizer(read_model_file(resolve(tok_cfg.model), "tokenizer.model"))
     if tok_cfg.src_model is not None:
         return Tokenizer(
             read_model_file(resolve(tok_cfg.src_model), "tokenizer.src_model"),
             read_model_file(resolve(tok_cfg.tgt_model), "tokenizer.tgt_model"),
         )
-    assert src_lines is not None and tgt_lines is not None
-    kwargs = dict(
-        vocab_size=tok_cfg.vocab_size,
-        model_type=tok_cfg.model_type,
-        character_coverage=tok_cfg.character_coverage,
-    )
-    if tok_cfg.joint:
+    if tok_cfg.model is not None:
+        joint = read_model_file(resolve(tok_cfg.model), "tokenizer.model")
+        if tgt_lines is None:
+            return Tokenizer(joint)
+        tgt_lines = list(tgt_lines)
+    else:
+        assert src_lines is not None and tgt_lines is not None
+        kwargs = dict(
+            vocab_size=tok_cfg.vocab_size,
+            model_type=tok_cfg.model_type,
+            character_coverage=tok_cfg.character_coverage,
+        )
+        if not tok_cfg.joint:
+            log.info("training source and target sentencepiece models")
+            return Tokenizer(
+                train_sentencepiece(src_lines, **kwargs),
+                train_sentencepiece(tgt_lines, **kwargs),
+            )
         log.info("training a joint sentencepiece model (vocab %d)", tok_cfg.vocab_size)
-        return Tokenizer(train_sentencepiece(_chain(src_lines, tgt_lines), **kwargs))
-    log.info("training source and target sentencepiece models")
-    return Tokenizer(
-        train_sentencepiece(src_lines, **kwargs),
-        train_sentencepiece(tgt_lines, **kwargs),
+        tgt_lines = list(tgt_lines)
+        joint = train_sentencepiece(_chain(src_lines, tgt_lines), **kwargs)
+    if not tok_cfg.restrict_target_vocab:
+        return Tokenizer(joint)
+    nbest = tok_cfg.sampling_nbest if tok_cfg.sampling_alpha else 1
+    tokenizer = Tokenizer(joint, restrict_to_target(joint, tgt_lines, nbest))
+    log.info(
+        "target side: %d of the joint model's %d pieces",
+        tokenizer.tgt_vocab_size,
+        tokenizer.src_vocab_size,
     )
+    return tokenizer
 
 
 def _chain(*iterables: Iterable[str]) -> Iterator[str]:
