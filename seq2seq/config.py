@@ -86,7 +86,8 @@ class TokenizerConfig:
     # uses (in any of its sampling_nbest segmentations when sampling) and every
     # single character, so the output layer skips source-only pieces (Multi30k
     # de-en: 4,060 of 8,000; same segmentation of the training targets); the run
-    # then saves spm.src.model and spm.tgt.model. false: one vocabulary both sides
+    # then saves spm.src.model and spm.tgt.model. A BPE model stays whole (its
+    # merges pass through pieces the targets never use). false: one vocabulary
     restrict_target_vocab: bool = True
 
 

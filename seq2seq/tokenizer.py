@@ -60,7 +60,8 @@ def train_sentencepiece(
 def restrict_to_target(model: bytes, tgt_lines: list[str], nbest: int = 1) -> bytes:
     """The joint model ``model`` cut down to the pieces a target-side model needs:
     those in the ``nbest`` best segmentations of ``tgt_lines``, every single
-    character (so any text still encodes), and the special pieces.
+    character (so any text still encodes), and the special pieces. A BPE model,
+    or one the targets use whole, comes back unchanged.
 
     The pieces keep their order and scores, so the special ids stay and the target
     training text segments exactly as under the joint model; the decoder's output
@@ -89,12 +90,19 @@ def restrict_to_target(model: bytes, tgt_lines: list[str], nbest: int = 1) -> by
             pass
     proto = sentencepiece_model_pb2.ModelProto()
     proto.ParseFromString(model)
+    if proto.trainer_spec.model_type == proto.trainer_spec.BPE:
+        # BPE reaches a piece through merges of smaller ones: cutting those would
+        # segment the targets differently, so a BPE model stays whole.
+        log.info("tokenizer.restrict_target_vocab: BPE models keep all their pieces")
+        return model
     normal = sentencepiece_model_pb2.ModelProto.SentencePiece.NORMAL
     kept = [
         piece
         for i, piece in enumerate(proto.pieces)
         if piece.type != normal or i in seen or len(piece.piece) == 1
     ]
+    if len(kept) == len(proto.pieces):
+        return model  # nothing to cut: the tokenizer stays joint
     del proto.pieces[:]
     proto.pieces.extend(kept)
     proto.trainer_spec.vocab_size = len(kept)

@@ -105,3 +105,17 @@ def test_build_tokenizer_restricts_joint_models_unless_told_not_to(
     resolve = lambda name: tmp_path / name  # noqa: E731
     assert build_tokenizer(named, de, en, resolve).tgt_vocab_size < 2000
     assert build_tokenizer(named, resolve=resolve).joint
+
+
+def test_bpe_and_char_models_stay_whole(corpus):
+    """BPE builds a piece from merges of pieces the targets may never use, so
+    cutting those would change the targets' segmentation; a character model's
+    target side needs every piece anyway."""
+    de, en = corpus
+    for model_type, size in (("bpe", 2000), ("char", 200)):
+        joint = train_sentencepiece(de + en, size, model_type=model_type)
+        assert restrict_to_target(joint, en) == joint
+        tokenizer = build_tokenizer(
+            TokenizerConfig(vocab_size=size, model_type=model_type), de, en
+        )
+        assert tokenizer.joint
