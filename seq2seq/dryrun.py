@@ -117,6 +117,17 @@ def _minutes(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
 
 
+def _vocabulary(cfg: Config, tok) -> str:
+    if not cfg.tokenizer.joint:
+        return f"source {tok.src_vocab_size:,}, target {tok.tgt_vocab_size:,}"
+    if tok.tgt_vocab_size == tok.src_vocab_size:
+        return f"joint {tok.src_vocab_size:,}"
+    return (
+        f"joint {tok.src_vocab_size:,}, the target side restricted to its "
+        f"{tok.tgt_vocab_size:,} pieces"
+    )
+
+
 def _report(cfg: Config, trainer, est: Estimate) -> str:
     tok, t = trainer.tokenizer, cfg.train
     train_read = trainer.train_pairs_read
@@ -133,17 +144,7 @@ def _report(cfg: Config, trainer, est: Estimate) -> str:
         f"{src_tokens:,} source / {tgt_tokens:,} target tokens "
         f"(mean {src_tokens / len(train):.1f} / {tgt_tokens / len(train):.1f})",
         f"valid: {len(trainer.valid_data):,} pairs",
-        "vocabulary: "
-        + (
-            f"joint {tok.src_vocab_size:,}"
-            + (
-                f", the target side restricted to its {tok.tgt_vocab_size:,} pieces"
-                if tok.tgt_vocab_size != tok.src_vocab_size
-                else ""
-            )
-            if cfg.tokenizer.joint
-            else f"source {tok.src_vocab_size:,}, target {tok.tgt_vocab_size:,}"
-        ),
+        f"vocabulary: {_vocabulary(cfg, tok)}",
         "",
         "# model",
         f"parameters: {count_parameters(trainer.model):,}; device {trainer.device}, "

@@ -78,6 +78,13 @@ def restrict_to_target(model: bytes, tgt_lines: list[str], nbest: int = 1) -> by
             joint.get_piece_size(),
         )
         return model
+    proto = sentencepiece_model_pb2.ModelProto()
+    proto.ParseFromString(model)
+    if proto.trainer_spec.model_type == proto.trainer_spec.BPE:
+        # BPE reaches a piece through merges of smaller ones: cutting those would
+        # segment the targets differently, so a BPE model stays whole.
+        log.info("tokenizer.restrict_target_vocab: BPE models keep all their pieces")
+        return model
     seen: set[int] = set()
     for ids in joint.encode(tgt_lines):
         seen.update(ids)
@@ -88,13 +95,6 @@ def restrict_to_target(model: bytes, tgt_lines: list[str], nbest: int = 1) -> by
                     seen.update(ids)
         except RuntimeError:  # not a unigram model: sampling reports it later
             pass
-    proto = sentencepiece_model_pb2.ModelProto()
-    proto.ParseFromString(model)
-    if proto.trainer_spec.model_type == proto.trainer_spec.BPE:
-        # BPE reaches a piece through merges of smaller ones: cutting those would
-        # segment the targets differently, so a BPE model stays whole.
-        log.info("tokenizer.restrict_target_vocab: BPE models keep all their pieces")
-        return model
     normal = sentencepiece_model_pb2.ModelProto.SentencePiece.NORMAL
     kept = [
         piece
@@ -232,11 +232,12 @@ def build_tokenizer(
             read_model_file(resolve(tok_cfg.src_model), "tokenizer.src_model"),
             read_model_file(resolve(tok_cfg.tgt_model), "tokenizer.tgt_model"),
         )
+    if tgt_lines is not None:
+        tgt_lines = list(tgt_lines)  # read twice: for the model and for the cut
     if tok_cfg.model is not None:
         joint = read_model_file(resolve(tok_cfg.model), "tokenizer.model")
         if tgt_lines is None:
             return Tokenizer(joint)
-        tgt_lines = list(tgt_lines)
     else:
         assert src_lines is not None and tgt_lines is not None
         kwargs = dict(
@@ -251,17 +252,17 @@ def build_tokenizer(
                 train_sentencepiece(tgt_lines, **kwargs),
             )
         log.info("training a joint sentencepiece model (vocab %d)", tok_cfg.vocab_size)
-        tgt_lines = list(tgt_lines)
         joint = train_sentencepiece(_chain(src_lines, tgt_lines), **kwargs)
     if not tok_cfg.restrict_target_vocab:
         return Tokenizer(joint)
     nbest = tok_cfg.sampling_nbest if tok_cfg.sampling_alpha else 1
     tokenizer = Tokenizer(joint, restrict_to_target(joint, tgt_lines, nbest))
-    log.info(
-        "target side: %d of the joint model's %d pieces",
-        tokenizer.tgt_vocab_size,
-        tokenizer.src_vocab_size,
-    )
+    if not tokenizer.joint:
+        log.info(
+            "target side: %d of the joint model's %d pieces",
+            tokenizer.tgt_vocab_size,
+            tokenizer.src_vocab_size,
+        )
     return tokenizer
 
 
