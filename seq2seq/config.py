@@ -108,6 +108,9 @@ class ModelConfig:
     # on embeddings, encoder outputs, between GRU layers, and on the attentional
     # vector before the output layer
     dropout: float = 0.2
+    # probability of dropping a whole source or target input token (its embedding
+    # zeroed, the kept ones scaled by 1 / (1 - p)) during training
+    word_dropout: float = 0.0
     # Luong input feeding: the previous attentional vector joins Q at the next step
     input_feeding: bool = False
     # the output projection shares the target embedding matrix (the attentional
@@ -332,6 +335,11 @@ def validate(cfg: Config) -> None:
             f"encoder output size ({context}); use additive or general otherwise",
         )
     _check(0.0 <= m.dropout < 1.0, "model.dropout", f"{m.dropout} not in [0, 1)")
+    _check(
+        0.0 <= m.word_dropout < 1.0,
+        "model.word_dropout",
+        f"{m.word_dropout} not in [0, 1)",
+    )
     _check(
         tok.sampling_alpha >= 0.0,
         "tokenizer.sampling_alpha",

@@ -12,6 +12,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seq2seq.attention import Attn, autocast_weight
+from seq2seq.gru import StackedGRU
 from seq2seq.tokenizer import PAD_ID
 
 
@@ -87,6 +88,22 @@ class Dropout(nn.Dropout):
         return x * keep.to(x.dtype).mul_(1.0 / (1.0 - self.p))
 
 
+class WordDropout(nn.Module):
+    """Drops whole tokens: each position's embedding (..., E) is zeroed with
+    probability p (one draw per token, shared by its E features) and the kept ones
+    are scaled by 1 / (1 - p). Identity in eval mode."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.rand(x.shape[:-1] + (1,), device=x.device) >= self.p
+        return x * keep.to(x.dtype).mul_(1.0 / (1.0 - self.p))
+
+
 def _gather_steps(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """x (B, S, D), index (B, S) -> x[b, index[b, t]] (B, S, D)."""
     return x.gather(1, index.unsqueeze(2).expand_as(x))
@@ -99,12 +116,14 @@ class Encoder(nn.Module):
     final hidden (layers * dirs, B, hidden). Padded positions of ``outputs`` are 0.
 
     On CUDA this is ``nn.GRU`` over packed sequences (cuDNN runs them well). On
-    CPU the same parameters run one layer and direction at a time over the padded
-    batch, the backward direction on each sentence reversed within its length:
-    packed-sequence results exactly, with the fused dense kernel and, under
-    autocast, in the autocast dtype (``nn.GRU`` stays fp32 under CPU autocast).
-    The GRU call alone (batch 64, hidden 512, forward + backward): packed fp32
-    145 ms, dense fp32 109 ms, dense bf16 58 ms.
+    CPU the same parameters run one layer at a time over the padded batch, the
+    backward direction on each sentence reversed within its length, both directions
+    side by side in one :class:`~seq2seq.gru.StackedGRU` (one batched matmul per
+    step, weight gradients as one matmul over all steps) and, under autocast, in the
+    autocast dtype (``nn.GRU`` stays fp32 under CPU autocast): packed-sequence
+    results exactly. The GRU alone (batch 64, hidden 512, forward + backward):
+    packed fp32 145 ms, dense fp32 109 ms, dense bf16 58 ms; stacked bf16 is 11%
+    faster than dense bf16 over a whole encoder (README, Benchmarks).
     """
 
     def __init__(
@@ -115,10 +134,12 @@ class Encoder(nn.Module):
         num_layers: int,
         bidirectional: bool,
         dropout: float,
+        word_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=PAD_ID)
         self.dropout = Dropout(dropout)
+        self.word_dropout = WordDropout(word_dropout)
         self.rnn = nn.GRU(
             embed_size,
             hidden_size,
@@ -132,23 +153,34 @@ class Encoder(nn.Module):
     def _direction(
         self, x: torch.Tensor, layer: int, suffix: str, dtype: torch.dtype
     ) -> torch.Tensor:
-        """One layer, one direction over x (B, S, I) -> outputs (B, S, H); row b's
-        outputs past its length are junk that the caller never reads."""
+        """One layer, one direction over x (B, S, I) through ``nn.GRU``'s own kernel
+        -> outputs (B, S, H). For the ONNX exporter, which maps this call onto an
+        ONNX GRU op and cannot trace :class:`StackedGRU`."""
         weights = [
             getattr(self.rnn, f"{name}_l{layer}{suffix}").to(dtype)
             for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
         ]
         h0 = x.new_zeros(1, x.size(0), self.rnn.hidden_size)
-        # nn.GRU's own kernel (what nn.GRU.forward calls), single layer and direction.
         outputs, _ = torch._VF.gru(
             x, h0, weights, True, 1, 0.0, self.training, False, True
         )
         return outputs
 
+    def _weights(self, layer: int, dtype: torch.dtype) -> list[torch.Tensor]:
+        """Layer ``layer``'s weights, its directions stacked, in ``dtype``:
+        w_ih (D, 3H, I), w_hh (D, 3H, H), b_ih (D, 3H), b_hh (D, 3H)."""
+        suffixes = ("", "_reverse") if self.rnn.bidirectional else ("",)
+        return [
+            torch.stack(
+                [getattr(self.rnn, f"{name}_l{layer}{suffix}") for suffix in suffixes]
+            ).to(dtype)
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        ]
+
     def forward(
         self, src: torch.Tensor, src_lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        embedded = self.dropout(self.embedding(src))  # (B, S, E)
+        embedded = self.dropout(self.word_dropout(self.embedding(src)))  # (B, S, E)
         if src.is_cuda:
             outputs, hidden = self.packed(embedded, src_lengths)
         else:
@@ -192,16 +224,26 @@ class Encoder(nn.Module):
         for layer in range(self.rnn.num_layers):
             if layer > 0:
                 layer_input = self.dropout(layer_input)  # nn.GRU's inter-layer dropout
-            forward = self._direction(layer_input, layer, "", dtype)  # (B, S, H)
+            inputs = [layer_input]
+            if self.rnn.bidirectional:
+                inputs.append(_gather_steps(layer_input, reverse))
+            # per direction (B, S, H); row b's states past its length are junk,
+            # never read
+            if torch.jit.is_tracing():
+                states = [
+                    self._direction(x, layer, suffix, dtype)
+                    for x, suffix in zip(inputs, ("", "_reverse"), strict=False)
+                ]
+            else:
+                stacked = StackedGRU.apply(
+                    torch.stack(inputs), *self._weights(layer, dtype)
+                )  # (D, S, B, H)
+                states = [s.transpose(0, 1) for s in stacked.unbind(0)]
+            forward = states[0]
             outputs = [forward]
             finals.append(forward[rows, last[:, 0]])  # (B, H)
             if self.rnn.bidirectional:
-                backward = _gather_steps(
-                    self._direction(
-                        _gather_steps(layer_input, reverse), layer, "_reverse", dtype
-                    ),
-                    reverse,
-                )  # (B, S, H)
+                backward = _gather_steps(states[1], reverse)
                 outputs.append(backward)
                 finals.append(backward[:, 0])
             layer_input = torch.cat(outputs, dim=2).masked_fill(~real, 0.0)
@@ -230,6 +272,7 @@ class Decoder(nn.Module):
         dropout: float,
         input_feeding: bool = False,
         tie_embeddings: bool = False,
+        word_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.num_layers = num_layers
@@ -238,6 +281,7 @@ class Decoder(nn.Module):
         self.attentional_size = embed_size if tie_embeddings else hidden_size
         self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=PAD_ID)
         self.dropout = Dropout(dropout)
+        self.word_dropout = WordDropout(word_dropout)
         self.attention = Attn(
             query_size=embed_size + (self.attentional_size if input_feeding else 0),
             key_size=hidden_size,
@@ -293,11 +337,15 @@ class Decoder(nn.Module):
         """(..., P) -> (..., V)."""
         return self.output(self.dropout(attentional))
 
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Input tokens (...) -> embeddings (..., E), word dropout and dropout on."""
+        return self.dropout(self.word_dropout(self.embedding(tokens)))
+
     def step(
         self, prev_tokens: torch.Tensor, state: DecoderState, enc: EncoderOutput
     ) -> StepOutput:
         """prev_tokens (B,) -> :class:`StepOutput`."""
-        embedded = self.dropout(self.embedding(prev_tokens))  # (B, E)
+        embedded = self.embed(prev_tokens)  # (B, E)
         top, hidden, context, weights = self.rnn_step(embedded, state, enc)
         attentional = self.attentional(top, context, embedded)  # (B, P)
         feed = attentional if self.input_feeding else None
@@ -307,7 +355,7 @@ class Decoder(nn.Module):
         self, tgt_in: torch.Tensor, enc: EncoderOutput
     ) -> torch.Tensor:
         """Run the recurrence on gold inputs: tgt_in (B, T) -> attentional (B, T, P)."""
-        embedded = self.dropout(self.embedding(tgt_in))  # (B, T, E)
+        embedded = self.embed(tgt_in)  # (B, T, E)
         if self.input_feeding:
             state = self.initial_state(enc.hidden)
             outputs = []
@@ -415,6 +463,7 @@ class Seq2Seq(nn.Module):
         dropout: float = 0.2,
         input_feeding: bool = False,
         tie_embeddings: bool = False,
+        word_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.max_src_len = max_src_len
@@ -425,6 +474,7 @@ class Seq2Seq(nn.Module):
             encoder_layers,
             bidirectional,
             dropout,
+            word_dropout,
         )
         self.directions = 2 if bidirectional else 1
         self.decoder = Decoder(
@@ -438,6 +488,7 @@ class Seq2Seq(nn.Module):
             dropout,
             input_feeding,
             tie_embeddings,
+            word_dropout,
         )
         self.bridge = nn.Linear(
             self.encoder.output_size, decoder_layers * decoder_hidden_size
@@ -529,6 +580,7 @@ def build_model(model_cfg, max_src_len: int, src_vocab: int, tgt_vocab: int) -> 
         dropout=model_cfg.dropout,
         input_feeding=model_cfg.input_feeding,
         tie_embeddings=model_cfg.tie_embeddings,
+        word_dropout=model_cfg.word_dropout,
     )
 
 

@@ -51,6 +51,7 @@ def test_overrides_set_nested_keys_with_yaml_types(tmp_path):
         ("train: {epochs: 2.5}\n", r"train\.epochs: expected int"),
         ("model: {attention: luong}\n", r"model\.attention: 'luong' is not one of"),
         ("model: {dropout: 1.5}\n", r"model\.dropout: 1\.5 not in \[0, 1\)"),
+        ("model: {word_dropout: 1}\n", r"model\.word_dropout: 1(\.0)? not in \[0, 1\)"),
         (
             "tokenizer: {sampling_alpha: -1}\n",
             r"tokenizer\.sampling_alpha: -1(\.0)? must be >= 0 \(0 turns",

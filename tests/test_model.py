@@ -7,7 +7,7 @@ import torch
 
 from seq2seq.attention import RULES
 from seq2seq.data import collate
-from seq2seq.model import Dropout, Seq2Seq, sequence_loss
+from seq2seq.model import Dropout, Seq2Seq, WordDropout, sequence_loss
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 
@@ -64,6 +64,18 @@ def test_encoder_matches_nn_gru_over_packed_sequences(layers, bidirectional):
         torch.testing.assert_close(mine, ref)
 
 
+def test_encoder_path_for_the_onnx_exporter_gives_the_same_outputs(monkeypatch):
+    """Under tracing (the ONNX exporter) the encoder runs nn.GRU's kernel per
+    direction instead of StackedGRU; both give the same numbers."""
+    model = _model(encoder_layers=2)
+    batch = collate([[5, 6, 7, EOS_ID], [8, 9, EOS_ID], [3]], None, [0, 1, 2])
+    outputs, final = model.encoder(batch.src, batch.src_lengths)
+    monkeypatch.setattr(torch.jit, "is_tracing", lambda: True)
+    traced_outputs, traced_final = model.encoder(batch.src, batch.src_lengths)
+    torch.testing.assert_close(traced_outputs, outputs)
+    torch.testing.assert_close(traced_final, final)
+
+
 def test_encoder_runs_in_the_autocast_dtype():
     model = _model()
     batch = collate([[5, 6, 7, EOS_ID], [8, EOS_ID]], None, [0, 1])
@@ -88,6 +100,34 @@ def test_dropout_zeroes_about_p_and_keeps_the_expectation():
     y.sum().backward()
     assert torch.equal(x.grad == 0, y == 0)  # gradient flows through kept units only
     assert torch.equal(dropout.eval()(x), x)
+
+
+def test_word_dropout_drops_whole_tokens_about_p_and_keeps_the_expectation():
+    torch.manual_seed(0)
+    dropout = WordDropout(0.3)
+    y = dropout(torch.ones(400, 50, 8))
+    dropped = (y == 0).all(-1)  # (400, 50)
+    assert abs(dropped.float().mean().item() - 0.3) < 0.01
+    kept = y[~dropped]
+    torch.testing.assert_close(kept, torch.full_like(kept, 1 / 0.7))  # whole tokens
+    x = torch.ones(3, 4, 8)
+    assert torch.equal(dropout.eval()(x), x)
+
+
+def test_word_dropout_reaches_source_and_target_inputs_in_training_only():
+    model = _model(word_dropout=0.5)
+    src = torch.tensor([[5, 6, 7, 8, 9, 4, 5, 6, 7, EOS_ID]])
+    lengths = torch.tensor([10])
+    reference, _ = model.encoder(src, lengths)  # eval: no word dropout
+    torch.testing.assert_close(model.encoder(src, lengths)[0], reference)
+    model.train()
+    torch.manual_seed(0)
+    assert not torch.allclose(model.encoder(src, lengths)[0], reference)
+    embedded = model.decoder.embed(src)  # (1, 10, E): the decoder's input tokens
+    zeroed = (embedded == 0).all(-1)
+    assert zeroed.any() and not zeroed.all()
+    model.eval()
+    torch.testing.assert_close(model.decoder.embed(src), model.decoder.embedding(src))
 
 
 @pytest.mark.parametrize("rule", RULES)
