@@ -104,6 +104,11 @@ class WordDropout(nn.Module):
         return x * keep.to(x.dtype).mul_(1.0 / (1.0 - self.p))
 
 
+# nn.GRU's parameters of one layer and direction, by name prefix, in the order its
+# kernel (and StackedGRU) takes them
+_GRU_WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
 def _gather_steps(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """x (B, S, D), index (B, S) -> x[b, index[b, t]] (B, S, D)."""
     return x.gather(1, index.unsqueeze(2).expand_as(x))
@@ -158,7 +163,7 @@ class Encoder(nn.Module):
         ONNX GRU op and cannot trace :class:`StackedGRU`."""
         weights = [
             getattr(self.rnn, f"{name}_l{layer}{suffix}").to(dtype)
-            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+            for name in _GRU_WEIGHTS
         ]
         h0 = x.new_zeros(1, x.size(0), self.rnn.hidden_size)
         outputs, _ = torch._VF.gru(
@@ -174,7 +179,7 @@ class Encoder(nn.Module):
             torch.stack(
                 [getattr(self.rnn, f"{name}_l{layer}{suffix}") for suffix in suffixes]
             ).to(dtype)
-            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+            for name in _GRU_WEIGHTS
         ]
 
     def forward(
