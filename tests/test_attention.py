@@ -44,6 +44,24 @@ def _batch(lengths: list[int], width: int, size: int = 12):
     return V, mask
 
 
+def test_additive_rule_is_bahdanaus_formula():
+    """v · tanh(W [Q; K] + U V_i) written out, though the rule computes it with a
+    sigmoid: same weights, same output."""
+    attn = _make("additive")
+    V, mask = _batch([4, 2], 4)
+    Q, K = torch.randn(2, 8), torch.randn(2, 12)
+    layers = attn.attn
+    energy = torch.tanh(
+        layers.query_proj(torch.cat((Q, K), 1)).unsqueeze(1) + layers.key_proj(V)
+    )
+    scores = (energy @ layers.energy.weight.T).squeeze(2).masked_fill(~mask, -1e9)
+    weights = torch.softmax(scores, 1)
+    context = torch.bmm(weights.unsqueeze(1), V).squeeze(1)
+    output, got = attn(Q, K, V, mask)
+    torch.testing.assert_close(got, weights)
+    torch.testing.assert_close(output, attn.attn_combine(torch.cat((Q, context), 1)))
+
+
 @pytest.mark.parametrize("rule", RULES)
 def test_weights_sum_to_one_and_are_zero_on_padding(rule):
     attn = _make(rule)
