@@ -60,18 +60,26 @@ def _split_columns(
 class QueryPlan(NamedTuple):
     """Q's share of :meth:`Attn.attend`'s layers for every step, from :meth:`Attn.plan`.
 
-    ``score``: per step (B, A), Q's part of the score layer (``additive``: the query
+    ``score`` (B, T, A): Q's part of the score layer (``additive``: the query
     projection, ``concat``: the position scores, bias included); None for the rules
-    whose scores do not depend on Q. ``output``: per step (B, output_size), Q's
-    part of ``attn_combine``, bias included. ``key_weight`` (A, key_size): K's part
-    of the score layer's weight (None with ``score``); ``context_weight``
-    (output_size, value_size2): the context's part of ``attn_combine``'s weight.
+    whose scores do not depend on Q. ``output`` (B, T, output_size): Q's part of
+    ``attn_combine``, bias included. ``key_weight`` (A, key_size): K's part of the
+    score layer's weight (None with ``score``); ``context_weight`` (output_size,
+    value_size2): the context's part of ``attn_combine``'s weight. After
+    :meth:`per_step`, ``score`` and ``output`` are tuples of T steps.
     """
 
-    score: tuple[torch.Tensor, ...] | None
-    output: tuple[torch.Tensor, ...]
+    score: torch.Tensor | tuple[torch.Tensor, ...] | None
+    output: torch.Tensor | tuple[torch.Tensor, ...]
     key_weight: torch.Tensor | None
     context_weight: torch.Tensor
+
+    def per_step(self) -> QueryPlan:
+        """The plan split into steps, the form :meth:`Attn.attend_planned` takes."""
+        # unbind: one backward op for all steps (indexing a step would zero-fill a
+        # (B, T, .) gradient at every step)
+        score = None if self.score is None else self.score.unbind(1)
+        return self._replace(score=score, output=self.output.unbind(1))
 
 
 class AttnResult(NamedTuple):
@@ -295,12 +303,10 @@ class Attn(nn.Module):
         layer = self.attn.query_layer
         if layer is not None:
             query_weight, key_weight = _split_columns(layer.weight, size)
-            score = nn.functional.linear(Q, query_weight, layer.bias).unbind(1)
+            score = nn.functional.linear(Q, query_weight, layer.bias)
         query_weight, context_weight = _split_columns(self.attn_combine.weight, size)
         output = nn.functional.linear(Q, query_weight, self.attn_combine.bias)
-        # unbind: one backward op for all steps (indexing a step would zero-fill a
-        # (B, T, .) gradient at every step)
-        return QueryPlan(score, output.unbind(1), key_weight, context_weight)
+        return QueryPlan(score, output, key_weight, context_weight)
 
     def attend_planned(
         self,
@@ -312,7 +318,8 @@ class Attn(nn.Module):
         keys: torch.Tensor | None = None,
         key_score: torch.Tensor | None = None,
     ) -> AttnResult:
-        """Step ``step`` of :meth:`attend` on the Q of :meth:`plan`.
+        """Step ``step`` of :meth:`attend` on the Q of :meth:`plan`, split by
+        :meth:`QueryPlan.per_step`.
 
         K (B, key_size), V (B, L, v2); ``padding`` (B, L) is True on padding (the
         inverse of ``attend``'s mask, inverted once by the caller). ``key_score``

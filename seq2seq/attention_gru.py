@@ -33,7 +33,7 @@ from torch.autograd.function import once_differentiable
 
 
 class AttentionGRU(torch.autograd.Function):
-    """h0 (B, H) fp32; queries (T, B, A), planned (T, B, H): the plan's per-step
+    """h0 (B, H) fp32; queries (B, T, A), planned (B, T, H): the plan's per-step
     shares of the score and output layers; keys (B, S, A), values (B, S, C);
     padding (B, S) True on padding; w_fused (A + 3H, H), b_fused (A + 3H);
     energy (A,) = v; w_context (H, C), w_ih (3H, H), b_ih (3H) -> hidden states
@@ -55,7 +55,7 @@ class AttentionGRU(torch.autograd.Function):
         w_ih,
         b_ih,
     ):
-        T, B, A = queries.shape
+        B, T, A = queries.shape
         H = h0.size(1)
         S, C = values.shape[1:]
         dtype, fp32 = w_fused.dtype, h0.dtype  # matmuls; gates, state, softmax
@@ -77,12 +77,14 @@ class AttentionGRU(torch.autograd.Function):
             for t in range(T):
                 inputs[t] = states[t]
                 fused = torch.addmm(b_fused, inputs[t], w_fused_t)  # (B, A + 3H)
-                query = torch.add(queries[t], fused[:, :A]).unsqueeze(1)  # (B, 1, A)
+                query = torch.add(queries[:, t], fused[:, :A]).unsqueeze(1)  # (B, 1, A)
                 torch.add(keys, query, alpha=2, out=gates[t]).sigmoid_()
                 scores = torch.matmul(gates[t], energy2).squeeze(2) + mask
                 weights[t] = torch.softmax(scores, 1)
                 torch.bmm(weights[t].unsqueeze(1), values, out=contexts[t].unsqueeze(1))
-                torch.addmm(planned[t], contexts[t], w_context_t, out=acts[t]).relu_()
+                torch.addmm(
+                    planned[:, t], contexts[t], w_context_t, out=acts[t]
+                ).relu_()
                 gi = torch.addmm(b_ih, acts[t], w_ih_t).to(fp32)  # (B, 3H)
                 gh = fused[:, A:].to(fp32)
                 torch.add(gi[:, : 2 * H], gh[:, : 2 * H], out=rz[t]).sigmoid_()
@@ -172,8 +174,8 @@ class AttentionGRU(torch.autograd.Function):
             )  # Σ_t w_t dL/dc_t: (B, S, C)
         return (
             dh,
-            d_fused[..., :A],
-            d_planned,
+            d_fused[..., :A].transpose(0, 1),
+            d_planned.transpose(0, 1),
             d_keys,
             d_values,
             None,

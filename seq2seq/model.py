@@ -409,6 +409,7 @@ class Decoder(nn.Module):
             and not torch.jit.is_tracing()
         ):
             return self._attention_gru(plan, fused, enc, padding)
+        plan = plan.per_step()
         tops, contexts = [], []
         for step in range(len(plan.output)):
             key = hidden[-1]
@@ -441,8 +442,8 @@ class Decoder(nn.Module):
         cell = self.cells[0]
         states, contexts = AttentionGRU.apply(
             enc.hidden[0].float(),
-            torch.stack(plan.score).to(dtype),  # (T, B, A)
-            torch.stack(plan.output).to(dtype),  # (T, B, H)
+            plan.score.to(dtype),  # (B, T, A)
+            plan.output.to(dtype),  # (B, T, H)
             enc.keys.to(dtype),
             enc.outputs.to(dtype),
             padding,

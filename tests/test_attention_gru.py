@@ -17,7 +17,7 @@ def _inputs(dtype, scale=1.0):
     AttentionGRU); the second sentence has 2 real positions."""
     torch.manual_seed(0)
     shapes = [
-        (B, H), (T, B, A), (T, B, H), (B, S, A), (B, S, C),
+        (B, H), (B, T, A), (B, T, H), (B, S, A), (B, S, C),
         (A + 3 * H, H), (A + 3 * H,), (A,), (H, C), (3 * H, H), (3 * H,),
     ]  # fmt: skip
     tensors = [torch.randn(s, dtype=dtype) * scale for s in shapes]
@@ -34,10 +34,10 @@ def _written_out(
     h, states, contexts = h0, [], []
     for t in range(T):
         k, g_h = (h @ w_f.T + b_f).split([A, 3 * H], 1)
-        energy = torch.tanh(keys / 2 + (queries[t] + k).unsqueeze(1))
+        energy = torch.tanh(keys / 2 + (queries[:, t] + k).unsqueeze(1))
         weights = torch.softmax((energy @ v).masked_fill(padding, -torch.inf), 1)
         context = (weights.unsqueeze(2) * values).sum(1)
-        g_i = torch.relu(planned[t] + context @ w_c.T) @ w_ih.T + b_ih
+        g_i = torch.relu(planned[:, t] + context @ w_c.T) @ w_ih.T + b_ih
         (i_r, i_z, i_n), (h_r, h_z, h_n) = g_i.chunk(3, 1), g_h.chunk(3, 1)
         r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
         n = torch.tanh(i_n + r * h_n)
