@@ -10,11 +10,18 @@ model size)::
 ``--ab-step-path`` instead alternates, in one process and on the same batches, the
 planned teacher-forced recurrence (``Attn.plan``) with the step-by-step one that
 decoding runs (``Decoder.rnn_step``), and prints the best and median step times.
+
+``--ab-checkout DIR`` alternates this checkout's code with another checkout's (a
+change judged against the code before it: ``git worktree add /tmp/before HEAD~1``),
+in one process: each package builds its own trainer (the same config, the same
+initial weights), and rounds over the same batches go to one and the other in turn
+(ABBA order), so both meet the same machine state.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
@@ -63,6 +70,68 @@ def ab_step_path(trainer, batches: list, rounds: int) -> None:
         )
 
 
+def _is_package_module(name: str) -> bool:
+    return name == "seq2seq" or name.startswith("seq2seq.")
+
+
+def checkout_trainer(checkout: Path, config: str, overrides: list[str], amp: str):
+    """A throwaway trainer built by the ``seq2seq`` package of another checkout.
+
+    That package is imported under its own name with this one set aside, and this
+    one put back after, so the two live side by side: each object keeps the
+    module it came from.
+    """
+    ours = {n: m for n, m in sys.modules.items() if _is_package_module(n)}
+    for name in ours:
+        del sys.modules[name]
+    sys.path.insert(0, str(checkout))
+    try:
+        from seq2seq.config import load_config, replace
+        from seq2seq.train import Trainer
+
+        cfg = load_config(config, overrides)
+        run_dir = tempfile.mkdtemp()
+        cfg = replace(cfg, run_dir=run_dir, train=replace(cfg.train, amp=amp))
+        return Trainer(cfg, progress=False)
+    finally:
+        sys.path.remove(str(checkout))
+        for name in [n for n in sys.modules if _is_package_module(n)]:
+            del sys.modules[name]
+        sys.modules.update(ours)
+
+
+def ab_checkout(trainer, other, indices: list, rounds: int, checkout: Path) -> None:
+    try:
+        other.model.load_state_dict(trainer.model.state_dict())
+    except RuntimeError:
+        print("(the checkouts' parameters differ: each starts from its own init)")
+    runs = {
+        "this checkout": (trainer, [trainer.batches.batch(i) for i in indices]),
+        str(checkout): (other, [other.batches.batch(i) for i in indices]),
+    }
+    for run, batches in runs.values():  # warm-up
+        for batch in batches[:3]:
+            run.train_step(batch)
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    names = list(runs)
+    for i in range(2 * rounds):
+        name = names[i % 2] if i // 2 % 2 == 0 else names[1 - i % 2]  # ABBA
+        run, batches = runs[name]
+        start = time.perf_counter()
+        for batch in batches:
+            run.train_step(batch)
+        times[name].append((time.perf_counter() - start) / len(batches) * 1000)
+    medians = {}
+    for name, ms in times.items():
+        medians[name] = statistics.median(ms)
+        print(
+            f"{name}: train step best {min(ms):.1f} ms, median {medians[name]:.1f} ms "
+            f"({rounds} rounds of {len(indices)} batches)"
+        )
+    this, that = medians.values()
+    print(f"this checkout's median step: {100 * (this / that - 1):+.1f}%")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config")
@@ -76,10 +145,26 @@ def main(argv: list[str] | None = None) -> int:
         metavar="ROUNDS",
         help="alternate the planned and the step-by-step teacher-forced recurrence",
     )
+    parser.add_argument(
+        "--ab-checkout",
+        type=Path,
+        metavar="DIR",
+        help="alternate this code with the code of checkout DIR, in one process",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=12, help="rounds per side of --ab-checkout"
+    )
     args = parser.parse_args(argv)
+    if args.ab_checkout and not (args.ab_checkout / "seq2seq/train.py").is_file():
+        parser.error(f"--ab-checkout {args.ab_checkout}: no seq2seq/train.py there")
     cfg = load_config_or_exit(args.config, args.overrides)
     trainer = throwaway_trainer(cfg, args.amp, Path(tempfile.mkdtemp()))
     order = trainer.batches.epoch_batches(0)[: args.batches]
+    if args.ab_checkout:
+        checkout = args.ab_checkout.resolve()
+        other = checkout_trainer(checkout, args.config, args.overrides, args.amp)
+        ab_checkout(trainer, other, order, args.rounds, checkout)
+        return 0
     batches = [trainer.batches.batch(indices) for indices in order]
     model = trainer.model
     for batch in batches[:3]:  # warm-up

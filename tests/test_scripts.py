@@ -87,3 +87,21 @@ def test_step_time_reports_milliseconds_per_step(mode):
         assert "step-by-step: train step best" in out
     else:
         assert "train step " in out and "encoder forward + backward" in out
+
+
+def test_step_time_alternates_two_checkouts():
+    """This checkout against itself, imported a second time beside it."""
+    out = _run(
+        "step_time.py",
+        *TINY,
+        "--batches",
+        "2",
+        "--ab-checkout",
+        str(ROOT),
+        "--rounds",
+        "1",
+    )
+    assert "this checkout: train step best" in out
+    assert f"{ROOT}: train step best" in out
+    assert "this checkout's median step: " in out
+    assert "parameters differ" not in out  # the same initial weights on both sides
