@@ -148,8 +148,8 @@ class AttentionGRU(torch.autograd.Function):
                 d_s = torch.mul(w, d_w - (w * d_w).sum(1, keepdim=True)).unsqueeze(1)
                 # s = 2 v · σ(x) = v · tanh(x / 2) + Σ v, and the softmax ignores
                 # Σ v: dL/dv = Σ d_s tanh(x / 2) = 2 Σ d_s (σ(x) - 1/2). (2 Σ d_s σ(x)
-                # is the same in exact arithmetic, but in bf16 it adds up the
-                # rounding of d_s times σ(x) ≈ 1/2.)
+                # is the same in exact arithmetic, as Σ d_s = 0 over positions, but
+                # sums terms near d_s / 2 that cancel, and their rounding adds up.)
                 centred = gates[t] - 0.5  # (B, S, A)
                 slope = torch.addcmul(quarter, centred, centred, value=-1)  # σ'(x)
                 d_energy += d_s.view(1, -1).mm(centred.view(-1, A)).squeeze(0)
