@@ -21,10 +21,12 @@ initial weights), and rounds over the same batches go to one and the other in tu
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -48,26 +50,57 @@ def step_by_step_recurrence(
     return torch.stack(tops, 1), torch.stack(contexts, 1)
 
 
+def _train(trainer, batches: list) -> int:
+    """One training step on each batch; -> the number of steps."""
+    for batch in batches:
+        trainer.train_step(batch)
+    return len(batches)
+
+
+def alternate(
+    sides: dict[str, Callable[[], int]], rounds: int
+) -> dict[str, list[float]]:
+    """``rounds`` rounds of each of two sides, in ABBA order so that both meet the
+    same machine state; a side's round returns its number of training steps.
+    -> milliseconds per step of every round, by side."""
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    names = list(sides)
+    for i in range(2 * rounds):
+        name = names[i % 2] if i // 2 % 2 == 0 else names[1 - i % 2]
+        start = time.perf_counter()
+        steps = sides[name]()
+        times[name].append((time.perf_counter() - start) / steps * 1000)
+    return times
+
+
+def report(times: dict[str, list[float]], rounds: int, batches: int) -> list[float]:
+    """Print each side's best and median step; -> the medians."""
+    medians = []
+    for name, ms in times.items():
+        medians.append(statistics.median(ms))
+        print(
+            f"{name}: train step best {min(ms):.1f} ms, median {medians[-1]:.1f} ms "
+            f"({rounds} rounds of {batches} batches, torch {torch.__version__})"
+        )
+    return medians
+
+
 def ab_step_path(trainer, batches: list, rounds: int) -> None:
     planned = Decoder._planned_recurrence
-    times: dict[str, list[float]] = {"planned": [], "step-by-step": []}
-    paths = [("planned", planned), ("step-by-step", step_by_step_recurrence)]
-    try:
-        for i in range(2 * rounds):
-            name, path = paths[i % 2] if i // 2 % 2 == 0 else paths[1 - i % 2]
+
+    def side(path):
+        def run() -> int:
             Decoder._planned_recurrence = path
-            start = time.perf_counter()
-            for batch in batches:
-                trainer.train_step(batch)
-            times[name].append((time.perf_counter() - start) / len(batches) * 1000)
+            return _train(trainer, batches)
+
+        return run
+
+    sides = {"planned": side(planned), "step-by-step": side(step_by_step_recurrence)}
+    try:
+        times = alternate(sides, rounds)
     finally:
         Decoder._planned_recurrence = planned
-    for name, ms in times.items():
-        ms = sorted(ms)
-        print(
-            f"{name}: train step best {ms[0]:.1f} ms, median {ms[len(ms) // 2]:.1f} "
-            f"ms ({rounds} rounds of {len(batches)} batches, torch {torch.__version__})"
-        )
+    report(times, rounds, len(batches))
 
 
 def _is_package_module(name: str) -> bool:
@@ -110,25 +143,12 @@ def ab_checkout(trainer, other, indices: list, rounds: int, checkout: Path) -> N
         str(checkout): (other, [other.batches.batch(i) for i in indices]),
     }
     for run, batches in runs.values():  # warm-up
-        for batch in batches[:3]:
-            run.train_step(batch)
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    names = list(runs)
-    for i in range(2 * rounds):
-        name = names[i % 2] if i // 2 % 2 == 0 else names[1 - i % 2]  # ABBA
-        run, batches = runs[name]
-        start = time.perf_counter()
-        for batch in batches:
-            run.train_step(batch)
-        times[name].append((time.perf_counter() - start) / len(batches) * 1000)
-    medians = {}
-    for name, ms in times.items():
-        medians[name] = statistics.median(ms)
-        print(
-            f"{name}: train step best {min(ms):.1f} ms, median {medians[name]:.1f} ms "
-            f"({rounds} rounds of {len(indices)} batches)"
-        )
-    this, that = medians.values()
+        _train(run, batches[:3])
+    sides = {
+        name: functools.partial(_train, run, batches)
+        for name, (run, batches) in runs.items()
+    }
+    this, that = report(alternate(sides, rounds), rounds, len(indices))
     print(f"this checkout's median step: {100 * (this / that - 1):+.1f}%")
 
 
