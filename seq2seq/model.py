@@ -448,10 +448,11 @@ class Decoder(nn.Module):
             enc.outputs.to(dtype),
             padding,
             *fused,
-            autocast_weight(self.attention.attn.energy.weight)[0].to(dtype),
-            plan.context_weight.to(dtype),
-            autocast_weight(cell.weight_ih).to(dtype),
-            autocast_weight(cell.bias_ih).to(dtype),
+            # the weights: cast like fused's, by autocast_weight, to its dtype
+            autocast_weight(self.attention.attn.energy.weight)[0],
+            plan.context_weight,
+            autocast_weight(cell.weight_ih),
+            autocast_weight(cell.bias_ih),
         )
         return states.transpose(0, 1), contexts.transpose(0, 1)
 
