@@ -31,6 +31,8 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
+from seq2seq.gru import gate_slopes
+
 
 class AttentionGRU(torch.autograd.Function):
     """h0 (B, H) fp32; queries (B, T, A), planned (B, T, H): the plan's per-step
@@ -112,11 +114,7 @@ class AttentionGRU(torch.autograd.Function):
             if grad_states is None:
                 grad_states = torch.zeros_like(n)
             r, z = rz[..., :H], rz[..., H:]
-            # The GRU's derivatives that depend on the forward pass alone, all
-            # steps at once; dL/d(pre-activation) = dL/dh' times these.
-            d_n = (1 - z) * (1 - n * n)
-            d_z = (states[:-1] - n) * z * (1 - z)
-            d_r = ghn * r * (1 - r)
+            d_n, d_z, d_r = gate_slopes(states[:-1], rz, n, ghn)
             # Per step, what the weight gradients need at the end.
             d_gi = n.new_empty(T, B, 3 * H)  # dL/d(a W_ihᵀ + b_ih)
             d_fused = values.new_empty(T, B, A + 3 * H)  # dL/d(h W_fᵀ + b_f)

@@ -21,6 +21,19 @@ from __future__ import annotations
 import torch
 
 
+def gate_slopes(
+    h_prev: torch.Tensor, rz: torch.Tensor, n: torch.Tensor, ghn: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The GRU's derivatives that depend on the forward pass alone, for every step
+    at once: dL/d(pre-activation) = dL/dh' times these. From the state before each
+    step h_prev (..., H), the reset and update gates rz (..., 2H), the candidate n
+    and h W_hn + b_hn, ghn (..., H) -> the slopes of n's, z's and r's
+    pre-activations (r's per unit of n's)."""
+    H = n.size(-1)
+    r, z = rz[..., :H], rz[..., H:]
+    return (1 - z) * (1 - n * n), (h_prev - n) * z * (1 - z), ghn * r * (1 - r)
+
+
 class StackedGRU(torch.autograd.Function):
     """x (D, B, S, I); w_ih (D, 3H, I), w_hh (D, 3H, H), b_ih, b_hh (D, 3H): the
     GRUs' ``nn.GRU`` weights stacked, every tensor in the dtype to compute in ->
@@ -61,11 +74,7 @@ class StackedGRU(torch.autograd.Function):
         D, S, B, H = n.shape
         r, z = rz[..., :H], rz[..., H:]
         h_prev = hs[:, :-1]
-        # The derivatives that depend on the forward pass alone, for all steps:
-        # dL/d(pre-activation) = dL/dh' times these.
-        d_n = (1 - z) * (1 - n * n)  # n's pre-activation
-        d_z = (h_prev - n) * z * (1 - z)  # z's pre-activation
-        d_r = ghn * r * (1 - r)  # r's pre-activation, per unit of n's
+        d_n, d_z, d_r = gate_slopes(h_prev, rz, n, ghn)
         d_gh = x.new_empty(D, S, B, 3 * H)  # dL/d(h W_hh + b_hh)
         d_gi_n = x.new_empty(D, S, B, H)  # dL/d(x W_in + b_in)
         dh = grad[:, S - 1]  # dL/dh' at the last step
