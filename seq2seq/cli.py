@@ -22,6 +22,16 @@ log = logging.getLogger("seq2seq")
 
 def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
+        "--ensemble",
+        action="append",
+        default=[],
+        metavar="RUN",
+        help="decode with this run's (or checkpoint's) model too, averaging the "
+        "models' next-token probabilities at each step; repeat for more models. "
+        "They must share the first run's sentencepiece models; decoding settings "
+        "come from the first run",
+    )
+    parser.add_argument(
         "--beam",
         type=int,
         default=None,
@@ -219,14 +229,14 @@ def _configure_logging() -> None:
 
 def _translator(args: argparse.Namespace):
     from seq2seq.config import replace
-    from seq2seq.evaluate import Translator, load_model
+    from seq2seq.evaluate import Translator, load_ensemble
     from seq2seq.precision import autocast_dtype
     from seq2seq.train import resolve_device
 
     if args.beam is not None and args.beam < 1:
         raise UserError(f"--beam {args.beam}: must be >= 1")
     device = resolve_device(args.device)
-    model, tokenizer, cfg = load_model(args.run, device)
+    model, tokenizer, cfg = load_ensemble([args.run, *args.ensemble], device)
     decode = cfg.decode
     if args.beam is None:
         args.beam = decode.beam_size
@@ -451,6 +461,11 @@ def main(argv: list[str] | None = None) -> int:
         "=" in e and not e.startswith("-") for e in extra
     ):
         args.overrides += extra
+    # So may sentences (`translate RUN --beam 5 "Ein Satz."`).
+    elif getattr(args, "sentences", None) is not None and all(
+        not e.startswith("-") for e in extra
+    ):
+        args.sentences += extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     _configure_logging()

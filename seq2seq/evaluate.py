@@ -17,6 +17,7 @@ import torch
 from seq2seq import checkpoint as ckpt
 from seq2seq.config import Config, DecodeConfig, from_dict
 from seq2seq.data import collate, inference_batches, read_corpus, read_lines
+from seq2seq.ensemble import Ensemble
 from seq2seq.errors import UserError
 from seq2seq.metrics import Score, bleu
 from seq2seq.model import Seq2Seq, build_model
@@ -55,7 +56,7 @@ class Translator:
 
     def __init__(
         self,
-        model: Seq2Seq,
+        model: Seq2Seq | Ensemble,
         tokenizer: Tokenizer,
         decode: DecodeConfig,
         device: torch.device,
@@ -405,6 +406,35 @@ def load_model(
     model.load_state_dict(state["model"])
     model.to(device).eval()
     return model, tokenizer, cfg
+
+
+def load_ensemble(
+    runs: list[str | Path], device: torch.device
+) -> tuple[Seq2Seq | Ensemble, Tokenizer, Config]:
+    """One model, or an :class:`~seq2seq.ensemble.Ensemble` of several, with the
+    first run's tokenizer and config; every run must have the first one's
+    sentencepiece models (a one-line error names the one that does not)."""
+    models = []
+    tokenizer = cfg = None
+    for run in runs:
+        model, tok, run_cfg = load_model(run, device)
+        if tokenizer is None:
+            tokenizer, cfg = tok, run_cfg
+        elif (tok.src_model, tok.tgt_model) != (
+            tokenizer.src_model,
+            tokenizer.tgt_model,
+        ):
+            raise UserError(
+                f"{run}: its sentencepiece models differ from {runs[0]}'s; models "
+                "decode together only with the same ones (train each with "
+                "tokenizer.model naming the first run's spm.model, or its "
+                "spm.src.model when it has one)"
+            )
+        models.append(model)
+    assert tokenizer is not None and cfg is not None
+    if len(models) == 1:
+        return models[0], tokenizer, cfg
+    return Ensemble(models).to(device).eval(), tokenizer, cfg
 
 
 def evaluate_files(

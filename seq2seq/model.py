@@ -26,6 +26,15 @@ class EncoderOutput(NamedTuple):
     keys: torch.Tensor | None
     hidden: torch.Tensor
 
+    def select(self, rows: torch.Tensor) -> EncoderOutput:
+        """Keep (or repeat, or reorder) batch rows."""
+        return EncoderOutput(
+            self.outputs.index_select(0, rows),
+            self.mask.index_select(0, rows),
+            None if self.keys is None else self.keys.index_select(0, rows),
+            self.hidden.index_select(1, rows),
+        )
+
 
 class DecoderState(NamedTuple):
     """hidden (layers, B, H); feed (B, P) the previous attentional vector (input
@@ -546,6 +555,16 @@ class Seq2Seq(nn.Module):
         mask = src != PAD_ID  # (B, S)
         keys = self.decoder.attention.prepare(outputs)
         return EncoderOutput(outputs, mask, keys, hidden.contiguous())
+
+    def initial_state(self, enc: EncoderOutput) -> DecoderState:
+        """The decoder's state before its first step (what the searches start from)."""
+        return self.decoder.initial_state(enc.hidden)
+
+    def step(
+        self, prev_tokens: torch.Tensor, state: DecoderState, enc: EncoderOutput
+    ) -> StepOutput:
+        """One decoding step: prev_tokens (B,) -> :class:`StepOutput`."""
+        return self.decoder.step(prev_tokens, state, enc)
 
     def forward(
         self,

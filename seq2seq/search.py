@@ -1,4 +1,5 @@
-"""Greedy and batched beam search over a :class:`~seq2seq.model.Seq2Seq`.
+"""Greedy and batched beam search over a :class:`~seq2seq.model.Seq2Seq` (or an
+:class:`~seq2seq.ensemble.Ensemble` of them).
 
 Both decode a whole batch at once; sentences that are done leave the batch, so the
 remaining steps only pay for the sentences still being decoded. Each sentence's
@@ -12,7 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
-from seq2seq.model import EncoderOutput, Seq2Seq
+from seq2seq.ensemble import Ensemble
+from seq2seq.model import Seq2Seq
 from seq2seq.tokenizer import BOS_ID, EOS_ID
 
 
@@ -40,21 +42,11 @@ def length_penalty(length: int, alpha: float) -> float:
     return ((5.0 + length) / 6.0) ** alpha if alpha else 1.0
 
 
-def _select(enc: EncoderOutput, rows: torch.Tensor) -> EncoderOutput:
-    """Keep (or repeat) batch rows of the encoder output."""
-    return EncoderOutput(
-        enc.outputs.index_select(0, rows),
-        enc.mask.index_select(0, rows),
-        None if enc.keys is None else enc.keys.index_select(0, rows),
-        enc.hidden.index_select(1, rows),
-    )
-
-
 # no_grad, not inference_mode: under inference_mode autocast casts every weight
 # again at every step (its cast cache is off), 4% of a bf16 beam search here.
 @torch.no_grad()
 def greedy_search(
-    model: Seq2Seq,
+    model: Seq2Seq | Ensemble,
     src: torch.Tensor,
     src_lengths: torch.Tensor,
     max_len_a: float = 1.5,
@@ -66,7 +58,7 @@ def greedy_search(
     batch = src.size(0)
     limits = max_lengths(src_lengths, max_len_a, max_len_b)
     enc = model.encode(src, src_lengths)
-    state = model.decoder.initial_state(enc.hidden)
+    state = model.initial_state(enc)
     prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=device)
     active = list(range(batch))  # original index of each row still decoding
     tokens: list[list[int]] = [[] for _ in range(batch)]
@@ -75,7 +67,7 @@ def greedy_search(
     finished = [False] * batch
     step = 0
     while active:
-        out = model.decoder.step(prev, state, enc)
+        out = model.step(prev, state, enc)
         log_probs = torch.log_softmax(out.logits.float(), dim=-1)  # (b, V)
         if step == 0:
             log_probs[:, EOS_ID] = float("-inf")  # no empty translations
@@ -99,7 +91,7 @@ def greedy_search(
             if not keep:
                 break
             rows = torch.tensor(keep, device=device)
-            enc = _select(enc, rows)
+            enc = enc.select(rows)
             best = best.index_select(0, rows)
             out_state = out.state.select(rows)
             active = [active[r] for r in keep]
@@ -121,7 +113,7 @@ def greedy_search(
 
 @torch.no_grad()
 def beam_search(
-    model: Seq2Seq,
+    model: Seq2Seq | Ensemble,
     src: torch.Tensor,
     src_lengths: torch.Tensor,
     beam_size: int,
@@ -145,11 +137,10 @@ def beam_search(
     device = src.device
     batch, k = src.size(0), beam_size
     limits = max_lengths(src_lengths, max_len_a, max_len_b)
-    enc = _select(
-        model.encode(src, src_lengths),
-        torch.arange(batch, device=device).repeat_interleave(k),
+    enc = model.encode(src, src_lengths).select(
+        torch.arange(batch, device=device).repeat_interleave(k)
     )
-    state = model.decoder.initial_state(enc.hidden)  # hidden (layers, b * k, H)
+    state = model.initial_state(enc)  # b * k rows
     prev = torch.full((batch * k,), BOS_ID, dtype=torch.long, device=device)
     # Only the first beam is live at the start: the others would duplicate it.
     beam_scores = torch.full((batch, k), float("-inf"), device=device)
@@ -161,7 +152,7 @@ def beam_search(
     step = 0
     while active:
         b = len(active)
-        out = model.decoder.step(prev, state, enc)
+        out = model.step(prev, state, enc)
         log_probs = torch.log_softmax(out.logits.float(), dim=-1)  # (b * k, V)
         if step == 0:
             log_probs[:, EOS_ID] = float("-inf")  # no empty translations
@@ -236,7 +227,7 @@ def beam_search(
             if attn_history is not None:
                 attn_history = attn_history.index_select(0, beam_rows)
             state = state.select(beam_rows)
-            enc = _select(enc, beam_rows)
+            enc = enc.select(beam_rows)
             active = [active[r] for r in keep]
         beam_scores = top_scores
         prev = token.view(-1)

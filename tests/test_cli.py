@@ -88,6 +88,32 @@ def test_evaluate_on_a_config_split_and_with_beam(trained_run, capsys):
     assert capsys.readouterr().out.startswith("BLEU = ")
 
 
+def test_a_run_ensembled_with_itself_scores_as_it_does_alone(trained_run, capsys):
+    run, _ = trained_run
+    checkpoint = run / "checkpoints" / "latest.pt"
+    assert main(["evaluate", str(run), "--split", "test", "--beam", "3"]) == 0
+    alone = capsys.readouterr().out
+    argv = ["evaluate", str(run), "--ensemble", str(checkpoint), "--split", "test"]
+    assert main([*argv, "--beam", "3"]) == 0
+    assert capsys.readouterr().out == alone
+    assert main(["translate", str(run), "--ensemble", str(run), "It is cold."]) == 0
+    assert capsys.readouterr().out == "Il fait froid.\n"
+
+
+def test_ensemble_members_need_the_same_sentencepiece_models(
+    trained_run, tmp_path, capsys
+):
+    run, tsv = trained_run
+    cfg = tiny_config(tmp_path, tsv, tokenizer={"joint": False}, train={"epochs": 1})
+    assert main(["train", str(write_config(tmp_path / "c.yaml", cfg)), "--quiet"]) == 0
+    capsys.readouterr()
+    other = tmp_path / "run"
+    assert main(["evaluate", str(run), "--ensemble", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"error: {other}: its sentencepiece models differ from {run}")
+
+
 def test_translate_through_the_real_cli_on_stdin(trained_run):
     run, _ = trained_run
     lines = ["I am cold.", "", "   ", "He eats bread.", "Ünïcödé ✓ 字"]
@@ -112,6 +138,10 @@ def test_translate_arguments_equal_stdin(trained_run, capsys):
         "Il mange du pain.",
         "Il fait froid.",
     ]
+    # Sentences may also follow options, and options sentences.
+    argv = ["translate", str(run), "--beam", "2", "He eats bread.", "--quiet", "x"]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "Il mange du pain."
 
 
 def test_resume_continues_exactly_like_an_uninterrupted_run(tiny_tsv, tmp_path):
