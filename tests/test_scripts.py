@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
@@ -105,3 +106,43 @@ def test_step_time_alternates_two_checkouts():
     assert f"{ROOT}: train step best" in out
     assert "this checkout's median step: " in out
     assert "parameters differ" not in out  # the same initial weights on both sides
+
+
+def test_train_ensemble_trains_members_that_decode_together(tmp_path):
+    run_dir = tmp_path / "pair"
+    out = _run(
+        "train_ensemble.py",
+        *TINY,
+        "--members",
+        "2",
+        "train.max_steps=3",
+        "train.valid_every=1",
+        "train.keep_best=2",
+        f"run_dir={run_dir}",
+        "--average",
+        "2",
+    )
+    command = out.strip().splitlines()[-1].split()
+    assert command == [
+        "seq2seq",
+        "evaluate",
+        str(run_dir / "m1" / "checkpoints" / "averaged.pt"),
+        "--ensemble",
+        str(run_dir / "m2" / "checkpoints" / "averaged.pt"),
+        "--split",
+        "test",
+    ]
+    for member, seed in (("m1", 1234), ("m2", 1235)):  # quickstart.yaml's seed + i
+        config = yaml.safe_load((run_dir / member / "config.yaml").read_text())
+        assert config["seed"] == seed
+        assert config["train"]["num_threads"] == max(1, (os.cpu_count() or 1) // 2)
+        assert config["train"]["max_steps"] == 3
+    result = subprocess.run(
+        [sys.executable, "-m", "seq2seq", *command[1:], "--beam", "1", "--quiet"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("BLEU = ")
