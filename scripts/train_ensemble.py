@@ -17,8 +17,9 @@ their output in ``RUN_DIR/mI.out``. After training the script prints the evaluat
 command for the members' last checkpoints, or with ``--average K`` for the average
 of each member's K best (``seq2seq average``: on Multi30k it helps a 60-minute run
 and hurts a 15-minute one, whose few kept checkpoints go back to its first
-minutes). ``--resume`` resumes every member. If a member fails, the others are
-stopped and the script exits with its status.
+minutes). Ctrl-C or SIGTERM stops every member, each writing a checkpoint, and
+``--resume`` resumes them all. If a member fails, the others are stopped and the
+script exits with its status.
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_intermixed_args(argv)  # overrides may follow options
     if args.members < 1:
         parser.error(f"--members {args.members}: must be >= 1")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads {args.threads}: must be >= 1")
     cfg = load_config_or_exit(args.config, args.overrides)
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.members)
     root = Path(cfg.run_dir)
@@ -99,6 +102,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         out = None if i == 0 else open(root / f"m{i + 1}.out", "a")  # noqa: SIM115
         procs.append(subprocess.Popen([*cmd, *resume], stdout=out, stderr=out))
+    stopping: list[int] = []
+
+    def stop(signum: int, _frame) -> None:  # SIGTERM to the script: stop them all
+        stopping.append(signum)
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signum)  # each writes a checkpoint and stops
+
+    signal.signal(signal.SIGTERM, stop)
     status = 0
     try:
         while any(p.poll() is None for p in procs):
@@ -117,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         for p in procs:
             p.wait()
         return 130
+    if stopping:
+        print(f"stopped; --resume continues the members in {root}", file=sys.stderr)
+        return 128 + stopping[0]
     if status:
         print(
             f"error: a member failed (status {status}); see {root}/m*.out and "

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -146,3 +148,33 @@ def test_train_ensemble_trains_members_that_decode_together(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("BLEU = ")
+
+
+def test_train_ensemble_passes_sigterm_to_its_members(tmp_path):
+    """A stopped script stops every member, each with a checkpoint to resume."""
+    run_dir = tmp_path / "pair"
+    script = subprocess.Popen(
+        [
+            sys.executable,
+            "scripts/train_ensemble.py",
+            *TINY,
+            "train.epochs=1000",
+            f"run_dir={run_dir}",
+        ],
+        cwd=ROOT,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    logs = [run_dir / member / "train.log" for member in ("m1", "m2")]
+    deadline = time.monotonic() + 240
+    while not all(log.is_file() and "model:" in log.read_text() for log in logs):
+        assert script.poll() is None and time.monotonic() < deadline
+        time.sleep(0.5)
+    script.send_signal(signal.SIGTERM)
+    _, err = script.communicate(timeout=240)
+    assert script.returncode == 128 + signal.SIGTERM
+    assert "stopped; --resume continues the members" in err
+    for member in ("m1", "m2"):
+        assert (run_dir / member / "checkpoints" / "latest.pt").is_file()
