@@ -4,7 +4,7 @@ On a CPU with few cores, N training processes of ``cores / N`` threads each make
 more steps in total than one process with every core: most of a step's small
 element-wise ops run on one thread whatever the thread count, so one process
 leaves the other cores idle for much of a step (2 cores: two one-thread runs make
-1.4x the steps of one two-thread run). Each member gets its own seed (the config's
+1.3-1.4x the steps of one two-thread run). Each member gets its own seed (the config's
 seed + i) and run directory (``RUN_DIR/m1``, ``RUN_DIR/m2``, ...); they train the
 same sentencepiece models (its training is deterministic), so they decode together::
 
