@@ -6,9 +6,9 @@ next-token probabilities (as fairseq and OpenNMT-py ensemble).
 and beam search, ``evaluate`` and ``translate`` take it in a model's place. Each
 member encodes the source and keeps its own decoder state; only the output
 distribution is shared. The members must share the target vocabulary (the same
-sentencepiece models: train them with ``tokenizer.model`` naming one run's
-``spm.model``, or its ``spm.src.model`` when it has one), and may otherwise differ
-in size, attention rule and recipe.
+sentencepiece models: runs of one config train the same ones, and a run with other
+tokenizer settings can take one run's with ``tokenizer.model``), and may otherwise
+differ in size, attention rule and recipe.
 """
 
 from __future__ import annotations
@@ -80,10 +80,7 @@ class Ensemble(nn.Module):
         log_probs = torch.stack(
             [torch.log_softmax(out.logits.float(), dim=-1) for out in outs]
         )  # (M, B, V)
-        if len(outs) == 1:
-            mean = log_probs[0]
-        else:
-            mean = torch.logsumexp(log_probs, dim=0) - math.log(len(outs))
+        mean = torch.logsumexp(log_probs, dim=0) - math.log(len(outs))
         weights = torch.stack([out.weights.float() for out in outs]).mean(dim=0)
         return StepOutput(
             mean, EnsembleState(tuple(out.state for out in outs)), weights
