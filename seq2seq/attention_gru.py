@@ -34,6 +34,14 @@ from torch.autograd.function import once_differentiable
 from seq2seq.gru import gate_slopes
 
 
+def _attention_gates(
+    keys: torch.Tensor, query: torch.Tensor, out: torch.Tensor
+) -> torch.Tensor:
+    """sigmoid(keys + 2 query) into out: keys (B, S, A) fp32, query (B, A). The
+    forward and the backward pass both call it, so they see the same numbers."""
+    return torch.add(keys, query.unsqueeze(1), alpha=2, out=out).sigmoid_()
+
+
 class AttentionGRU(torch.autograd.Function):
     """h0 (B, H) fp32; queries (B, T, A), planned (B, T, H): the plan's per-step
     shares of the score and output layers; keys (B, S, A), values (B, S, C);
@@ -66,10 +74,15 @@ class AttentionGRU(torch.autograd.Function):
             mask = h0.new_zeros(B, S).masked_fill_(padding, float("-inf"))
             energy2 = (energy.to(fp32) * 2).unsqueeze(1)  # (A, 1)
             w_fused_t, w_context_t, w_ih_t = w_fused.t(), w_context.t(), w_ih.t()
+            keys32 = keys.to(fp32)
             states = h0.new_empty(T + 1, B, H)  # states[t]: the state before step t
             states[0] = h0
             inputs = queries.new_empty(T, B, H)  # states in the matmul dtype
-            gates = h0.new_empty(T, B, S, A)  # sigmoid(keys + 2 (q + k)), fp32
+            # sigmoid(keys + 2 (q + k)), (B, S, A) fp32: one buffer for every step,
+            # recomputed by the backward pass from q + k (a (T, B, S, A) tensor
+            # would leave the caches and cost a page fault per 4 KiB written)
+            gates = h0.new_empty(B, S, A)
+            query = queries.new_empty(T, B, A)  # q + k
             weights = queries.new_empty(T, B, S)
             contexts = queries.new_empty(T, B, C)
             acts = queries.new_empty(T, B, H)  # a: relu of Attn's output
@@ -79,9 +92,9 @@ class AttentionGRU(torch.autograd.Function):
             for t in range(T):
                 inputs[t] = states[t]
                 fused = torch.addmm(b_fused, inputs[t], w_fused_t)  # (B, A + 3H)
-                query = torch.add(queries[:, t], fused[:, :A]).unsqueeze(1)  # (B, 1, A)
-                torch.add(keys, query, alpha=2, out=gates[t]).sigmoid_()
-                scores = torch.matmul(gates[t], energy2).squeeze(2) + mask
+                torch.add(queries[:, t], fused[:, :A], out=query[t])
+                _attention_gates(keys32, query[t], gates)
+                scores = torch.matmul(gates, energy2).squeeze(2) + mask
                 weights[t] = torch.softmax(scores, 1)
                 torch.bmm(weights[t].unsqueeze(1), values, out=contexts[t].unsqueeze(1))
                 torch.addmm(
@@ -94,8 +107,8 @@ class AttentionGRU(torch.autograd.Function):
                 torch.addcmul(gi[:, 2 * H :], rz[t, :, :H], ghn[t], out=n[t]).tanh_()
                 torch.lerp(n[t], states[t], rz[t, :, H:], out=states[t + 1])
         ctx.save_for_backward(
-            values, w_fused, energy, w_context, w_ih,
-            states, inputs, gates, weights, contexts, acts, rz, n, ghn,
+            values, w_fused, energy, w_context, w_ih, keys32, query,
+            states, inputs, weights, contexts, acts, rz, n, ghn,
         )  # fmt: skip
         ctx.dtype = dtype
         return states[1:], contexts
@@ -104,10 +117,11 @@ class AttentionGRU(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_states, grad_contexts):
         (
-            values, w_fused, energy, w_context, w_ih,
-            states, inputs, gates, weights, contexts, acts, rz, n, ghn,
+            values, w_fused, energy, w_context, w_ih, keys32, query,
+            states, inputs, weights, contexts, acts, rz, n, ghn,
         ) = ctx.saved_tensors  # fmt: skip
-        T, B, S, A = gates.shape
+        T, B, S = weights.shape
+        A = keys32.size(2)
         H = n.size(2)
         dtype, fp32 = ctx.dtype, n.dtype
         with torch.autocast(states.device.type, enabled=False):
@@ -121,7 +135,9 @@ class AttentionGRU(torch.autograd.Function):
             d_planned = values.new_empty(T, B, H)  # dL/d(Attn's output)
             d_contexts = values.new_empty(T, B, values.size(2))
             energy4 = energy.to(fp32) * 4
-            quarter = gates.new_tensor(0.25)
+            quarter = n.new_tensor(0.25)
+            centred = n.new_empty(B, S, A)  # σ(x) - 1/2, recomputed at each step
+            slope = n.new_empty(B, S, A)
             # Σ_t over the steps: dL/dv / 2 and dL/dkeys / (2 v)
             d_energy = n.new_zeros(A)
             d_keys = n.new_zeros(B, S, A)
@@ -148,8 +164,8 @@ class AttentionGRU(torch.autograd.Function):
                 # Σ v: dL/dv = Σ d_s tanh(x / 2) = 2 Σ d_s (σ(x) - 1/2). (2 Σ d_s σ(x)
                 # is the same in exact arithmetic, as Σ d_s = 0 over positions, but
                 # sums terms near d_s / 2 that cancel, and their rounding adds up.)
-                centred = gates[t] - 0.5  # (B, S, A)
-                slope = torch.addcmul(quarter, centred, centred, value=-1)  # σ'(x)
+                _attention_gates(keys32, query[t], centred).sub_(0.5)
+                torch.addcmul(quarter, centred, centred, value=-1, out=slope)  # σ'(x)
                 d_energy += d_s.view(1, -1).mm(centred.view(-1, A)).squeeze(0)
                 d_keys.addcmul_(d_s.transpose(1, 2), slope)
                 # s = 2 v · sigmoid(x), x = keys + 2 (q + k): ds/d(q + k) = 4 v σ'(x)
