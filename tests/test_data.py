@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
+import torch
 
 from seq2seq.config import CorpusConfig
 from seq2seq.data import (
@@ -15,12 +16,25 @@ from seq2seq.data import (
     SubwordSampler,
     encode_pairs,
     make_batches,
+    pad,
     read_corpus,
     read_lines,
 )
 from seq2seq.errors import UserError
-from seq2seq.tokenizer import BOS_ID, EOS_ID
+from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from tests.conftest import PAIRS
+
+
+def test_pad_puts_each_row_at_the_left_and_pads_the_rest():
+    rows = [[5, 6, 7], [], [8], [9, 10, 11, 12]]
+    assert pad(rows).tolist() == [
+        [5, 6, 7, PAD_ID],
+        [PAD_ID] * 4,
+        [8, PAD_ID, PAD_ID, PAD_ID],
+        [9, 10, 11, 12],
+    ]
+    assert pad(rows).dtype == torch.long
+    assert pad([[], []]).shape == (2, 0)
 
 
 def _write(path: Path, text: str) -> Path:
