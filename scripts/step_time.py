@@ -11,6 +11,9 @@ model size)::
 planned teacher-forced recurrence (``Attn.plan``) with the step-by-step one that
 decoding runs (``Decoder.rnn_step``), and prints the best and median step times.
 
+``--ab-override KEY=VALUE`` alternates, the same way, the config with and without
+the override (``model.dropout=0.1``).
+
 ``--ab-checkout DIR`` alternates this checkout's code with another checkout's (a
 change judged against the code before it: ``git worktree add /tmp/before HEAD~1``),
 in one process: each package builds its own trainer (the same config, the same
@@ -133,14 +136,15 @@ def checkout_trainer(checkout: Path, config: str, overrides: list[str], amp: str
         sys.modules.update(ours)
 
 
-def ab_checkout(trainer, other, indices: list, rounds: int, checkout: Path) -> None:
+def ab_trainers(trainer, other, indices: list, rounds: int, names: list[str]) -> None:
+    """Alternate two trainers over the same batches, from the same weights."""
     try:
         other.model.load_state_dict(trainer.model.state_dict())
     except RuntimeError:
-        print("(the checkouts' parameters differ: each starts from its own init)")
+        print("(the two sides' parameters differ: each starts from its own init)")
     runs = {
-        "this checkout": (trainer, [trainer.batches.batch(i) for i in indices]),
-        str(checkout): (other, [other.batches.batch(i) for i in indices]),
+        name: (run, [run.batches.batch(i) for i in indices])
+        for name, run in zip(names, (trainer, other), strict=True)
     }
     for run, batches in runs.values():  # warm-up
         _train(run, batches[:3])
@@ -149,7 +153,7 @@ def ab_checkout(trainer, other, indices: list, rounds: int, checkout: Path) -> N
         for name, (run, batches) in runs.items()
     }
     this, that = report(alternate(sides, rounds), rounds, len(indices))
-    print(f"this checkout's median step: {100 * (this / that - 1):+.1f}%")
+    print(f"{names[0]}'s median step: {100 * (this / that - 1):+.1f}%")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,7 +176,16 @@ def main(argv: list[str] | None = None) -> int:
         help="alternate this code with the code of checkout DIR, in one process",
     )
     parser.add_argument(
-        "--rounds", type=int, default=12, help="rounds per side of --ab-checkout"
+        "--ab-override",
+        action="append",
+        metavar="KEY=VALUE",
+        help="alternate the config with and without these overrides (repeatable)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=12,
+        help="rounds per side of --ab-checkout and --ab-override",
     )
     args = parser.parse_args(argv)
     if args.ab_checkout and not (args.ab_checkout / "seq2seq/train.py").is_file():
@@ -183,7 +196,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.ab_checkout:
         checkout = args.ab_checkout.resolve()
         other = checkout_trainer(checkout, args.config, args.overrides, args.amp)
-        ab_checkout(trainer, other, order, args.rounds, checkout)
+        names = ["this checkout", str(checkout)]
+        ab_trainers(trainer, other, order, args.rounds, names)
+        return 0
+    if args.ab_override:
+        changed = load_config_or_exit(args.config, args.overrides + args.ab_override)
+        other = throwaway_trainer(changed, args.amp, Path(tempfile.mkdtemp()))
+        names = [" ".join(args.ab_override), "without"]
+        ab_trainers(other, trainer, order, args.rounds, names)
         return 0
     batches = [trainer.batches.batch(indices) for indices in order]
     model = trainer.model

@@ -82,12 +82,23 @@ def test_benchmark_bad_override_is_one_line():
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("mode", [[], ["--ab-step-path", "1"]])
+@pytest.mark.parametrize(
+    "mode",
+    [
+        [],
+        ["--ab-step-path", "1"],
+        ["--ab-override", "model.dropout=0.1", "--rounds", "1"],
+    ],
+)
 def test_step_time_reports_milliseconds_per_step(mode):
     out = _run("step_time.py", *TINY, "--batches", "4", "--repeats", "1", *mode)
-    if mode:
+    if "--ab-step-path" in mode:
         assert "planned: train step best" in out
         assert "step-by-step: train step best" in out
+    elif mode:
+        assert "model.dropout=0.1: train step best" in out
+        assert "without: train step best" in out
+        assert "parameters differ" not in out
     else:
         assert "train step " in out and "encoder forward + backward" in out
 
