@@ -20,6 +20,7 @@ import torch
 
 from seq2seq import faults
 from seq2seq.errors import UserError
+from seq2seq.files import fsync_directory
 
 FORMAT = "seq2seq-checkpoint-v1"
 LATEST = "latest.pt"
@@ -69,7 +70,7 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> str:
             pass
         raise
     _write_sidecar(path, digest)
-    _fsync_dir(path.parent)
+    fsync_directory(path.parent)
     return digest
 
 
@@ -147,19 +148,6 @@ def latest_good_checkpoint(
         except UserError as err:
             problems.append(str(err))
     return None, None, problems
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def load_checkpoint(

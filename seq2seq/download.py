@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import IO
 
 from seq2seq.errors import UserError
+from seq2seq.files import fsync_directory
 from seq2seq.progress import stderr_is_terminal
 
 logger = logging.getLogger(__name__)
@@ -253,7 +254,7 @@ def _commit(tmp_path: Path, tmp_file: IO[bytes], dest: Path) -> None:
             f"cannot write {dest}: {exc.strerror or exc}; "
             f"free some space or choose another directory"
         ) from exc
-    _fsync_directory(dest.parent)
+    fsync_directory(dest.parent)
 
 
 def check_gzip_lines(path: Path, lines: int | None, name: str) -> int:
@@ -801,17 +802,3 @@ def _reason(reason: object) -> str:
     if isinstance(reason, OSError) and reason.strerror:
         return reason.strerror
     return str(reason) or type(reason).__name__
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Persist a rename in ``directory`` where the platform allows it."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
