@@ -58,6 +58,13 @@ def member_command(
     ]
 
 
+def signal_running(procs: list[subprocess.Popen], signum: int) -> None:
+    """Send ``signum`` to every member still running (each writes a checkpoint)."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("config")
@@ -100,15 +107,16 @@ def main(argv: list[str] | None = None) -> int:
         cmd = member_command(
             args.config, args.overrides, run, cfg.seed + i, threads, quiet=i > 0
         )
-        out = None if i == 0 else open(root / f"m{i + 1}.out", "a")  # noqa: SIM115
-        procs.append(subprocess.Popen([*cmd, *resume], stdout=out, stderr=out))
+        if i == 0:
+            procs.append(subprocess.Popen([*cmd, *resume]))
+            continue
+        with open(root / f"m{i + 1}.out", "a") as out:  # the member keeps its copy
+            procs.append(subprocess.Popen([*cmd, *resume], stdout=out, stderr=out))
     stopping: list[int] = []
 
     def stop(signum: int, _frame) -> None:  # SIGTERM to the script: stop them all
         stopping.append(signum)
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signum)  # each writes a checkpoint and stops
+        signal_running(procs, signum)
 
     signal.signal(signal.SIGTERM, stop)
     status = 0
@@ -117,9 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             failed = [p for p in procs if p.returncode not in (None, 0)]
             if failed:
                 status = failed[0].returncode
-                for p in procs:
-                    if p.poll() is None:
-                        p.send_signal(signal.SIGINT)  # each writes a checkpoint
+                signal_running(procs, signal.SIGINT)
                 break
             time.sleep(1)
         for p in procs:
@@ -147,8 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             if done.returncode:
                 return done.returncode  # seq2seq average said why
             members[i] = run / "checkpoints" / "averaged.pt"
-    ensemble = " ".join(f"--ensemble {m}" for m in members[1:])
-    print(f"seq2seq evaluate {members[0]} {ensemble} --split test".replace("  ", " "))
+    ensemble = [f"--ensemble {m}" for m in members[1:]]
+    print(" ".join(["seq2seq evaluate", str(members[0]), *ensemble, "--split test"]))
     return 0
 
 
