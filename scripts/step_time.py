@@ -163,19 +163,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--amp", default="bf16", choices=list(AMP_DTYPES))
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument(
+    # One comparison per run: a second one would be silently ignored.
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument(
         "--ab-step-path",
         type=int,
         metavar="ROUNDS",
         help="alternate the planned and the step-by-step teacher-forced recurrence",
     )
-    parser.add_argument(
+    modes.add_argument(
         "--ab-checkout",
         type=Path,
         metavar="DIR",
         help="alternate this code with the code of checkout DIR, in one process",
     )
-    parser.add_argument(
+    modes.add_argument(
         "--ab-override",
         action="append",
         metavar="KEY=VALUE",
