@@ -273,11 +273,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     state = train(cfg, resume=args.resume, progress=False if args.quiet else None)
     if is_main_process():  # under torchrun, rank 0 reports
+        best = (
+            f"best valid BLEU {state.best_bleu:.2f} at step {state.best_step}"
+            if state.history
+            else "not validated yet"
+        )
         print(
-            f"done: {state.step} steps, {state.train_seconds / 60:.1f} min; "
-            "best valid BLEU "
-            f"{state.best_bleu:.2f} at step {state.best_step}; checkpoints in "
-            f"{Path(cfg.run_dir) / 'checkpoints'}"
+            f"done: {state.step} steps, {state.train_seconds / 60:.1f} min; {best}; "
+            f"checkpoints in {Path(cfg.run_dir) / 'checkpoints'}"
             + (
                 f"; {state.skipped_batches} batches skipped (non-finite loss)"
                 if state.skipped_batches

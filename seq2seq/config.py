@@ -178,11 +178,15 @@ class TrainConfig:
     # valid sentences whose translation and attention heatmap go to TensorBoard at
     # each validation (0: none)
     log_examples: int = 3
-    # mixed precision: none, bf16, fp16 (CUDA only), auto (bf16 on CPUs with native
-    # bf16, 1.45x faster there; off on CUDA, where this RNN's per-step casts cost
-    # more than they save: H100 fp32 92k tok/s, bf16 61k)
+    # mixed precision: none, bf16, fp16 (CUDA only), auto: bf16 on a CPU whose
+    # flags show native bf16 (avx512_bf16, amx_bf16, Arm bf16) or where a short
+    # timed probe finds bf16 >= 1.15x as fast as fp32, else fp32; fp32 on CUDA,
+    # where this RNN's per-step casts cost more than they save. The choice and its
+    # reason are logged.
     amp: Literal["auto", "none", "bf16", "fp16"] = "none"
-    num_threads: int | None = None  # torch CPU threads; null: torch's default
+    # torch CPU threads; null: OMP_NUM_THREADS if set, else the CPUs this process
+    # may run on, shared among torchrun's processes on the node (logged)
+    num_threads: int | None = None
 
 
 @dataclass(frozen=True)

@@ -147,8 +147,8 @@ def _report(cfg: Config, trainer, est: Estimate) -> str:
         f"vocabulary: {_vocabulary(cfg, tok)}",
         "",
         "# model",
-        f"parameters: {count_parameters(trainer.model):,}; device {trainer.device}, "
-        f"amp {trainer.amp_dtype or 'off'}",
+        f"parameters: {count_parameters(trainer.model):,}; device {trainer.device}",
+        f"{trainer.amp}; threads {torch.get_num_threads()}",
         "",
         "# time (estimated from "
         f"{TIMED_STEPS} timed training steps and {TIMED_VALID_SENTENCES} valid "

@@ -37,13 +37,8 @@ from seq2seq.evaluate import Translator
 from seq2seq.metrics import bleu, chrf
 from seq2seq.model import Seq2Seq, build_model, count_parameters
 from seq2seq.plot import plot_attention
-from seq2seq.precision import autocast, autocast_dtype
-from seq2seq.progress import (
-    PLAIN_EVERY_S,
-    bars_enabled,
-    format_minutes,
-    progress_bar,
-)
+from seq2seq.precision import autocast, choose_amp, choose_threads
+from seq2seq.progress import PLAIN_EVERY_S, bars_enabled, progress_bar
 from seq2seq.schedules import (
     budget_lr,
     plateau_lr,
@@ -51,6 +46,7 @@ from seq2seq.schedules import (
     warmup_decay_lr,
 )
 from seq2seq.tokenizer import Tokenizer, build_tokenizer
+from seq2seq.trainlog import TrainLog
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +128,8 @@ def _changed(old: dict, new: dict, prefix: str = "") -> list[tuple[str, Any, Any
 class Trainer:
     """Train a :class:`Seq2Seq` from a :class:`Config`; ``run()`` does the work."""
 
+    clock = staticmethod(time.perf_counter)  # training time and speed (tests stub it)
+
     def __init__(
         self, cfg: Config, resume: bool = False, progress: bool | None = None
     ) -> None:
@@ -142,8 +140,6 @@ class Trainer:
         self._bars = bars_enabled(self.progress)
         # No terminal (CI, nohup) and not --quiet: plain progress lines instead.
         self._plain_lines = self.progress is None and not self._bars
-        if cfg.train.num_threads:
-            torch.set_num_threads(cfg.train.num_threads)
         checkpoints = ckpt.checkpoint_dir(self.run_dir)
         resume_state = None
         if resume:
@@ -159,6 +155,10 @@ class Trainer:
         self.cfg = cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._attach_log_file()
+        if self.device.type == "cpu":
+            threads, why = choose_threads(cfg.train.num_threads)
+            torch.set_num_threads(threads)
+            log.info("threads: %d (%s)", threads, why)
         random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
 
@@ -228,7 +228,14 @@ class Trainer:
             betas=cfg.train.betas,
             fused=True,  # one kernel for all parameters (CPU and CUDA)
         )
-        self.amp_dtype = autocast_dtype(cfg.train.amp, self.device)
+        self.amp = choose_amp(
+            cfg.train.amp,
+            self.device,
+            hidden_size=cfg.model.decoder_hidden_size,
+            batch_size=cfg.train.batch_size,
+        )
+        self.amp_dtype = self.amp.dtype
+        log.info("%s", self.amp)
         self.scaler = torch.amp.GradScaler(
             self.device.type, enabled=self.amp_dtype == torch.float16
         )
@@ -513,10 +520,10 @@ class Trainer:
         else:
             self.writer = distributed.NullWriter()
         log.info(
-            "model: %s parameters, device %s, amp %s; train %d pairs, valid %d pairs",
+            "model: %s parameters, device %s, %s; train %d pairs, valid %d pairs",
             f"{count_parameters(self.model):,}",
             self.device,
-            self.amp_dtype or "off",
+            self.amp,
             len(self.train_data),
             len(self.valid_data),
         )
@@ -542,13 +549,23 @@ class Trainer:
 
     def _loop(self) -> None:
         t, s = self.cfg.train, self.state
-        started = time.perf_counter() - s.train_seconds
-        window_loss = window_tokens = window_steps = 0.0
-        window_start = last_plain = time.perf_counter()
-        # A resumed run that had stopped early stays stopped (unless its patience grew).
-        done = s.stopped_early and (
-            t.patience is not None and s.validations_since_best >= t.patience
+        clock = self.clock
+        started = clock() - s.train_seconds
+        train_log = TrainLog(self.writer, self._plain_lines, PLAIN_EVERY_S)
+        # A finished run stays finished: --resume trains on only when a budget grew.
+        done = self._out_of_budget() or (
+            s.stopped_early  # and its patience did not grow
+            and t.patience is not None
+            and s.validations_since_best >= t.patience
         )
+        if done and s.history and s.history[-1]["step"] == s.step:
+            log.info(
+                "the run is already finished at step %d (epoch %d); raise "
+                "train.max_steps, train.max_minutes, train.epochs or train.patience "
+                "to train on",
+                s.step,
+                s.epoch,
+            )
         while s.epoch < t.epochs and not done:
             batches = self.dist.shard(self.batches.epoch_batches(s.epoch))
             if s.batch_in_epoch >= len(batches):  # resumed with larger batches
@@ -565,58 +582,30 @@ class Trainer:
             while s.batch_in_epoch < len(batches):
                 if self.dist.any_rank(self._stop_signal is not None):
                     raise StopRequested
+                step_start = clock()
                 batch = self.batches.batch(batches[s.batch_in_epoch])
                 self.dist.seed_step(s.step + 1)  # several processes: dropout per rank
                 self._set_lr(self._lr_for_step(s.step + 1, len(batches)))
                 loss, tokens = self.train_step(batch, teacher_forcing_ratio(t, s.step))
+                now = clock()
                 s.step += 1
                 s.batch_in_epoch += 1
-                s.train_seconds = time.perf_counter() - started
-                window_loss += loss
-                window_tokens += tokens
-                window_steps += 1
+                s.train_seconds = now - started
+                train_log.add(loss, tokens, now - step_start)
                 bar.update(1)
                 if s.step % t.log_every == 0:
-                    elapsed = time.perf_counter() - window_start
-                    speed = window_tokens / max(elapsed, 1e-9)
-                    avg = window_loss / max(window_tokens, 1)
-                    bar.set_postfix(loss=f"{avg:.3f}", tok_s=f"{speed:,.0f}")
-                    now = time.perf_counter()
-                    if self._plain_lines and now - last_plain >= PLAIN_EVERY_S:
-                        last_plain = now
-                        left = len(batches) - s.batch_in_epoch
-                        log.info(
-                            "step %d (epoch %d, %s): loss %.3f ppl %.2f lr %.2e, "
-                            "%s tok/s; epoch %d%% done, %s to go",
-                            s.step,
-                            s.epoch + 1,
-                            format_minutes(s.train_seconds),
-                            avg,
-                            math.exp(min(avg, 50.0)),
-                            self.optimizer.param_groups[0]["lr"],
-                            f"{speed:,.0f}",
-                            100 * s.batch_in_epoch // len(batches),
-                            format_minutes(left * elapsed / max(window_steps, 1)),
-                        )
-                    self.writer.add_scalar("train/loss", avg, s.step)
-                    self.writer.add_scalar("train/tokens_per_s", speed, s.step)
-                    self.writer.add_scalar(
-                        "train/lr", self.optimizer.param_groups[0]["lr"], s.step
+                    train_log.report(
+                        now=now,
+                        step=s.step,
+                        epoch=s.epoch,
+                        train_seconds=s.train_seconds,
+                        lr=self.optimizer.param_groups[0]["lr"],
+                        grad_norm=self._grad_norm,
+                        batches_done=s.batch_in_epoch,
+                        batches_in_epoch=len(batches),
+                        bar=bar,
                     )
-                    self.writer.add_scalar(
-                        "train/ppl", math.exp(min(avg, 50.0)), s.step
-                    )
-                    if self._grad_norm is not None:
-                        self.writer.add_scalar(
-                            "train/grad_norm", self._grad_norm, s.step
-                        )
-                    window_loss = window_tokens = window_steps = 0.0
-                    window_start = time.perf_counter()
-                out_of_steps = t.max_steps is not None and s.step >= t.max_steps
-                out_of_time = (
-                    t.max_minutes is not None and s.train_seconds >= t.max_minutes * 60
-                )
-                done = self.dist.any_rank(out_of_steps or out_of_time)
+                done = self._out_of_budget()
                 epoch_end = s.batch_in_epoch == len(batches)
                 if epoch_end:
                     s.epoch += 1
@@ -627,7 +616,6 @@ class Trainer:
                 self._save_snapshots()
                 if due_valid or done or (epoch_end and s.epoch >= t.epochs):
                     self.validate()
-                    window_start = time.perf_counter()
                     done = done or s.stopped_early
                 elif t.checkpoint_every and s.step % t.checkpoint_every == 0:
                     self.save()
@@ -637,6 +625,15 @@ class Trainer:
         # Not twice: a run resumed at its very end validated this step already.
         if not s.history or s.history[-1]["step"] != s.step:
             self.validate()
+
+    def _out_of_budget(self) -> bool:
+        """Whether train.max_steps or train.max_minutes is used up (on any rank)."""
+        t, s = self.cfg.train, self.state
+        out_of_steps = t.max_steps is not None and s.step >= t.max_steps
+        out_of_time = (
+            t.max_minutes is not None and s.train_seconds >= t.max_minutes * 60
+        )
+        return self.dist.any_rank(out_of_steps or out_of_time)
 
     def validate(self) -> dict[str, float]:
         """Valid loss, perplexity, greedy BLEU; saves latest (and best) checkpoints.

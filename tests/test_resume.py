@@ -351,8 +351,10 @@ def test_resume_with_a_new_batch_size_and_lr_says_what_changed(
         {"epochs": 1},  # it used to validate the last step a second time
         # stopped early at step 4 (no better BLEU at lr 1e-6): it used to go on
         {"epochs": 50, "valid_every": 2, "patience": 1, "lr": 1e-6},
+        # it used to train one more step (and validate) at every --resume
+        {"max_steps": 7},
     ],
-    ids=["all epochs", "stopped early"],
+    ids=["all epochs", "stopped early", "max_steps"],
 )
 def test_resuming_a_finished_run_adds_nothing(train, corpus, tmp_path):
     config = _config(tmp_path, corpus, train=train)
