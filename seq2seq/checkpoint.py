@@ -126,6 +126,65 @@ def keep_last(directory: Path, step: int, keep: int, digest: str) -> None:
         remove_checkpoint(old)
 
 
+class CheckpointKeeper:
+    """What a run writes and keeps in its checkpoint ``directory``: ``latest.pt``
+    (with ``keep_last`` copies), ``best.pt``, the ``keep_best`` best-scoring
+    ``step{N}.pt`` and a ``minute{M}.pt`` snapshot per ``snapshot_minutes`` mark.
+
+    It holds no run state: what was kept is listed in the training state (saved in
+    every checkpoint), which the methods take and return.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        keep_last: int,
+        keep_best: int,
+        snapshot_minutes: tuple[float, ...] | list[float] = (),
+    ) -> None:
+        self.directory = directory
+        self.keep_last = keep_last
+        self.keep_best = keep_best
+        self.snapshot_minutes = tuple(snapshot_minutes)
+
+    def save(self, state: dict[str, Any], step: int, best: bool = False) -> None:
+        """``state`` as ``latest.pt`` (and ``best.pt`` first when ``best``: a
+        crash between the two redoes this validation), then the keep_last copies."""
+        if best:
+            save_checkpoint(state, self.directory / BEST)
+        digest = save_checkpoint(state, self.directory / LATEST)
+        keep_last(self.directory, step, self.keep_last, digest)
+
+    def save_as(self, state: dict[str, Any], name: str) -> Path:
+        path = self.directory / name
+        save_checkpoint(state, path)
+        return path
+
+    def rank_best(
+        self, kept: list[list[float]], score: float, step: int
+    ) -> tuple[list[list[float]], bool, list[Path]]:
+        """Rank ``score`` at ``step`` among the kept ``[score, step]`` list: the new
+        list, whether this step made it (save it as ``step{step}.pt``), and the
+        files of the ones that fell off (delete them once ``latest.pt`` lists the
+        new list)."""
+        if self.keep_best <= 1:
+            return kept, False, []
+        ranked = sorted(kept + [[score, step]], key=lambda x: (-x[0], x[1]))
+        new = ranked[: self.keep_best]
+        dropped = [
+            self.directory / f"step{int(s)}.pt" for _, s in ranked[self.keep_best :]
+        ]
+        return new, [score, step] in new, dropped
+
+    def snapshots_due(self, taken: list[float], train_seconds: float) -> list[float]:
+        """The snapshot minutes passed by ``train_seconds`` and not yet ``taken``."""
+        return [
+            minute
+            for minute in self.snapshot_minutes
+            if minute not in taken and train_seconds >= minute * 60
+        ]
+
+
 def has_checkpoint(directory: Path) -> bool:
     """Whether ``directory`` holds a latest checkpoint (or a kept copy of one)."""
     return (directory / LATEST).is_file() or bool(last_checkpoints(directory))

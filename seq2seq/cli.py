@@ -229,9 +229,9 @@ def _configure_logging() -> None:
 
 def _translator(args: argparse.Namespace):
     from seq2seq.config import replace
+    from seq2seq.device import resolve_device
     from seq2seq.evaluate import Translator, load_ensemble
     from seq2seq.precision import autocast_dtype
-    from seq2seq.train import resolve_device
 
     if args.beam is not None and args.beam < 1:
         raise UserError(f"--beam {args.beam}: must be >= 1")

@@ -1,4 +1,5 @@
-"""Attention heatmaps as PNG files (matplotlib's Agg canvas: no display needed).
+"""Attention heatmaps as figures, PNG files or pixel arrays (matplotlib's Agg
+canvas: no display needed).
 
 Only the object-oriented API is used (``Figure`` + ``FigureCanvasAgg``), so
 importing this module changes no global matplotlib state such as the backend.
@@ -36,6 +37,7 @@ FONT_CANDIDATES = (
 )
 CELL_INCHES = 0.32  # size of one heatmap cell
 TITLE_CHARS_PER_INCH = 11  # title characters per line, per inch of figure width
+DPI = 100
 
 
 @cache
@@ -54,14 +56,37 @@ def plot_attention(
     path: str | Path,
     title: str = "",
 ) -> Path:
-    """Save the heatmap of an attention matrix as a PNG file and return its path.
+    """Save the heatmap of :func:`attention_figure` as a PNG file (its folder must
+    exist) and return its path."""
+    path = Path(path)
+    attention_figure(weights, src_pieces, tgt_pieces, title).savefig(
+        path, format="png", dpi=DPI
+    )
+    return path
+
+
+def figure_pixels(figure: Figure) -> np.ndarray:
+    """The figure drawn at :data:`DPI`: a (H, W, 3) uint8 RGB array (TensorBoard's
+    ``add_image(..., dataformats="HWC")`` takes it without a file)."""
+    figure.set_dpi(DPI)
+    canvas = figure.canvas
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()  # (H, W, 3)
+
+
+def attention_figure(
+    weights: Any,
+    src_pieces: list[str],
+    tgt_pieces: list[str],
+    title: str = "",
+) -> Figure:
+    """The heatmap of an attention matrix.
 
     Args:
         weights: (T, S) array-like (numpy array, torch tensor, nested lists): row t
             is the attention of target piece t over the source pieces.
         src_pieces: S source subwords, shown on the x axis (rotated).
         tgt_pieces: T target subwords (``</s>`` included), shown on the y axis.
-        path: the PNG file to write (its folder must exist).
         title: shown above the plot (wrapped), e.g. the translation.
 
     Characters no installed font has are drawn as boxes, without warnings.
@@ -106,6 +131,5 @@ def plot_attention(
         if title:
             axes.set_title(title, fontsize=10)
         figure.colorbar(image, ax=axes, shrink=0.8, label="attention weight")
-        path = Path(path)
-        figure.savefig(path, format="png", dpi=100)
-    return path
+        figure.canvas.draw()  # lay out now, while the glyph warnings are silenced
+    return figure

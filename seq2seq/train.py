@@ -9,7 +9,6 @@ every RNG, so a resumed run continues exactly where the checkpoint was written.
 from __future__ import annotations
 
 import logging
-import math
 import random
 import signal
 import time
@@ -18,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from matplotlib.image import imread
 from torch import nn
 from tqdm import tqdm
 
 from seq2seq import checkpoint as ckpt
-from seq2seq import distributed, faults
+from seq2seq import distributed, faults, validation
 from seq2seq.config import Config, dump_yaml, from_dict, to_dict
 from seq2seq.data import (
     BatchIterator,
@@ -32,13 +30,12 @@ from seq2seq.data import (
     encode_pairs,
     read_corpus,
 )
+from seq2seq.device import resolve_device
 from seq2seq.errors import UserError
 from seq2seq.evaluate import Translator
-from seq2seq.metrics import bleu, chrf
 from seq2seq.model import Seq2Seq, build_model, count_parameters
-from seq2seq.plot import plot_attention
 from seq2seq.precision import autocast, choose_amp, choose_threads
-from seq2seq.progress import PLAIN_EVERY_S, bars_enabled, progress_bar
+from seq2seq.progress import PLAIN_EVERY_S, bars_enabled
 from seq2seq.schedules import (
     budget_lr,
     plateau_lr,
@@ -54,15 +51,6 @@ log = logging.getLogger(__name__)
 SHAPE_KEYS = ("model", "tokenizer", "data.max_src_len")
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present; asking for CUDA without one is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("device: cuda was requested but no CUDA GPU is available")
-    return torch.device(name)
-
-
 @dataclass
 class TrainState:
     """Where training stands; saved in every checkpoint."""
@@ -74,8 +62,10 @@ class TrainState:
     best_bleu: float = -1.0
     best_step: int = 0
     train_seconds: float = 0.0
-    lr: float = 0.0  # current learning rate (the plateau schedule changes it)
-    base_lr: float = 0.0  # train.lr this state was made with
+    # the plateau schedule's rate: train.lr until a plateau lowers it (the other
+    # schedules compute each step's rate from base_lr)
+    lr: float = 0.0
+    base_lr: float = 0.0  # train.lr this state was made with: the schedules' peak
     bad_validations: int = 0  # since the last lr change (plateau schedule)
     validations_since_best: int = 0  # early stopping
     stopped_early: bool = False
@@ -244,6 +234,10 @@ class Trainer:
             self._restore(resume_state)
         self.dist.check_batches(self.state, self.batches)
         self.loss_fn = self.dist.wrap(self.model)  # model.loss, through DDP if any
+        t = cfg.train
+        self.keeper = ckpt.CheckpointKeeper(
+            checkpoints, t.keep_last, t.keep_best, t.snapshot_minutes
+        )
         self._stop_signal: int | None = None
         self._grad_norm: float | None = None  # of the last update, before clipping
 
@@ -335,25 +329,19 @@ class Trainer:
         }
 
     def save(self, best: bool = False) -> None:
-        if not self.dist.is_main:  # rank 0 writes the checkpoints
-            return
-        state = self.checkpoint_state()
-        directory = ckpt.checkpoint_dir(self.run_dir)
-        if best:  # before latest.pt: a crash between them redoes this validation
-            ckpt.save_checkpoint(state, directory / ckpt.BEST)
-        digest = ckpt.save_checkpoint(state, directory / ckpt.LATEST)
-        ckpt.keep_last(directory, self.state.step, self.cfg.train.keep_last, digest)
+        if self.dist.is_main:  # rank 0 writes the checkpoints
+            self.keeper.save(self.checkpoint_state(), self.state.step, best)
 
     # ------------------------------------------------------------ schedules
 
     def _lr_for_step(self, step: int, epoch_batches: int) -> float:
         t = self.cfg.train
         if t.lr_schedule == "warmup_decay":
-            return warmup_decay_lr(self.state.lr, step, t.warmup_steps)
+            return warmup_decay_lr(self.state.base_lr, step, t.warmup_steps)
         if t.lr_schedule in ("cosine", "linear"):
             return budget_lr(
                 t.lr_schedule,
-                self.state.lr,
+                self.state.base_lr,
                 t.min_lr,
                 step,
                 t.warmup_steps,
@@ -401,37 +389,27 @@ class Trainer:
             s.stopped_early = True
 
     def _keep_best_n(self, bleu_score: float) -> list[Path]:
-        """Keep ``train.keep_best`` checkpoints of the best valid BLEU scores: rank
-        this one, save it if it made the list, and return the ones that fell off
-        (deleted by the caller once latest.pt records the new list)."""
-        keep = self.cfg.train.keep_best
-        if keep <= 1:
-            return []
+        """Rank this validation among the ``train.keep_best`` best, save it if it
+        made the list, and return the files that fell off (deleted by the caller
+        once latest.pt records the new list)."""
         s = self.state
-        directory = ckpt.checkpoint_dir(self.run_dir)
-        ranked = sorted(
-            s.kept_best + [[bleu_score, s.step]], key=lambda x: (-x[0], x[1])
+        s.kept_best, made_it, dropped = self.keeper.rank_best(
+            s.kept_best, bleu_score, s.step
         )
-        s.kept_best = ranked[:keep]
-        if [bleu_score, s.step] in s.kept_best:
-            ckpt.save_checkpoint(
-                self.checkpoint_state(), directory / f"step{s.step}.pt"
-            )
-        return [directory / f"step{int(step)}.pt" for _, step in ranked[keep:]]
+        if made_it:
+            self.keeper.save_as(self.checkpoint_state(), f"step{s.step}.pt")
+        return dropped
 
     def _save_snapshots(self) -> None:
         """A checkpoint per ``train.snapshot_minutes`` mark passed (quality vs time)."""
         if not self.dist.is_main:
             return
         s = self.state
-        for minute in self.cfg.train.snapshot_minutes:
-            if minute not in s.snapshots and s.train_seconds >= minute * 60:
-                s.snapshots.append(minute)
-                name = f"minute{minute:g}.pt"
-                ckpt.save_checkpoint(
-                    self.checkpoint_state(), ckpt.checkpoint_dir(self.run_dir) / name
-                )
-                log.info("snapshot at %.1f min: %s", s.train_seconds / 60, name)
+        for minute in self.keeper.snapshots_due(s.snapshots, s.train_seconds):
+            s.snapshots.append(minute)
+            name = f"minute{minute:g}.pt"
+            self.keeper.save_as(self.checkpoint_state(), name)
+            log.info("snapshot at %.1f min: %s", s.train_seconds / 60, name)
 
     # ------------------------------------------------------------ the loop
 
@@ -647,48 +625,37 @@ class Trainer:
 
     def _validate_on_main(self) -> dict[str, float]:
         s = self.state
-        self.model.eval()
-        total_loss, total_tokens = 0.0, 0
-        with torch.no_grad():  # not inference_mode: it turns autocast's cast cache off
-            for indices in self.valid_batches.epoch_batches(0):
-                batch = self.valid_batches.batch(indices).to(self.device)
-                with autocast(self.device, self.amp_dtype):
-                    loss = self.model.loss(
-                        batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out
-                    )
-                total_loss += loss.item()
-                total_tokens += batch.num_tgt_tokens
         translator = Translator(
             self.model, self.tokenizer, self.cfg.decode, self.device, self.amp_dtype
         )
-        sentences = len(self.valid_data.src)
-        with progress_bar(sentences, "valid", self._bars) as update:
-            translator.on_batch = update
-            hypotheses = translator.translate_ids(self.valid_data.src)
-        translator.on_batch = None
-        score = bleu(hypotheses, self.valid_data.tgt_text)
-        self.writer.add_scalar(
-            "valid/chrf", chrf(hypotheses, self.valid_data.tgt_text).score, s.step
+        scores = validation.score(
+            self.model, translator, self.valid_data, self.valid_batches, self._bars
         )
         if self.cfg.train.log_examples:
-            self._log_examples(translator, self.cfg.train.log_examples)
-        loss = total_loss / max(total_tokens, 1)
-        ppl = math.exp(min(loss, 50.0))
+            validation.log_examples(
+                self.writer,
+                translator,
+                self.valid_data,
+                self.cfg.train.log_examples,
+                s.step,
+                self.run_dir / "attention",
+            )
         metrics = {
             "step": s.step,
-            "loss": loss,
-            "ppl": ppl,
-            "bleu": score.score,
+            "loss": scores.loss,
+            "ppl": scores.ppl,
+            "bleu": scores.bleu,
             "minutes": s.train_seconds / 60,
         }
         s.history.append(metrics)
         for name in ("loss", "ppl", "bleu"):
             self.writer.add_scalar(f"valid/{name}", metrics[name], s.step)
+        self.writer.add_scalar("valid/chrf", scores.chrf, s.step)
         self.writer.flush()
-        best = score.score > s.best_bleu
-        self._after_validation(score.score, best)
+        best = scores.bleu > s.best_bleu
+        self._after_validation(scores.bleu, best)
         faults.inject("validation")
-        dropped = self._keep_best_n(score.score)
+        dropped = self._keep_best_n(scores.bleu)
         self.save(best=best)
         for path in dropped:  # only now: the new latest.pt no longer lists them
             ckpt.remove_checkpoint(path)
@@ -697,9 +664,9 @@ class Trainer:
             s.step,
             s.epoch + (1 if s.batch_in_epoch else 0),
             s.train_seconds / 60,
-            loss,
-            ppl,
-            score.score,
+            scores.loss,
+            scores.ppl,
+            scores.bleu,
             " (best)" if best else "",
         )
         return metrics
@@ -728,41 +695,6 @@ class Trainer:
             },
             run_name="hparams",
         )
-
-    def _log_examples(self, translator: Translator, count: int = 3) -> None:
-        """TensorBoard text and attention heatmaps of the first valid sentences
-        (the latest heatmaps also stay in RUN/attention/)."""
-        count = min(count, len(self.valid_data))
-        hyps = translator.search(self.valid_data.src[:count], return_attention=True)
-        texts = self.tokenizer.decode_tgt([h.tokens for h in hyps])
-        directory = self.run_dir / "attention"
-        directory.mkdir(exist_ok=True)
-        for i, (hyp, text) in enumerate(zip(hyps, texts)):
-            source = self.valid_data.src_text[i]
-            self.writer.add_text(
-                f"valid/sample{i}",
-                f"source: {source}  \nreference: {self.valid_data.tgt_text[i]}  \n"
-                f"translation: {text}",
-                self.state.step,
-            )
-            end = ["</s>"] if hyp.finished else []
-            tgt_pieces = self.tokenizer.tgt_pieces(hyp.tokens) + end
-            src_pieces = self.tokenizer.src_pieces(source)
-            if hyp.attention is None or tuple(hyp.attention.shape) != (
-                len(tgt_pieces),
-                len(src_pieces),
-            ):
-                continue
-            path = plot_attention(
-                hyp.attention,
-                src_pieces,
-                tgt_pieces,
-                directory / f"sample{i}.png",
-                text,
-            )
-            self.writer.add_image(
-                f"attention/sample{i}", imread(path), self.state.step, dataformats="HWC"
-            )
 
     # ------------------------------------------------------------ signals
 

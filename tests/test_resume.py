@@ -373,11 +373,13 @@ def test_kept_best_list_in_latest_matches_the_files(corpus, tmp_path, monkeypatc
     to be written before the list was updated), and a file leaves only after."""
     from types import SimpleNamespace
 
-    import seq2seq.train
+    import seq2seq.validation
 
     scores = iter(range(1, 100))  # every validation better than the last
     monkeypatch.setattr(
-        seq2seq.train, "bleu", lambda hyps, refs: SimpleNamespace(score=next(scores))
+        seq2seq.validation,
+        "bleu",
+        lambda hyps, refs: SimpleNamespace(score=next(scores)),
     )
     config = _config(
         tmp_path, corpus, train={"keep_best": 2, "valid_every": 2, "epochs": 1}
@@ -390,3 +392,31 @@ def test_kept_best_list_in_latest_matches_the_files(corpus, tmp_path, monkeypatc
         "step4.pt",
         "step6.pt",
     ]
+
+
+def test_a_resume_that_switches_plateau_to_cosine_peaks_at_train_lr(corpus, tmp_path):
+    """TrainState.lr is the plateau schedule's lowered rate; a resume that moves to
+    cosine must peak at train.lr, not at that lowered rate."""
+    plateau = {
+        "lr_schedule": "plateau",
+        "lr": 1e-6,  # BLEU cannot improve: every validation after the first is bad
+        "lr_patience": 1,
+        "lr_factor": 0.5,
+        "min_lr": 1e-9,
+        "valid_every": 2,
+        "epochs": 1,
+        "max_steps": 6,
+        "warmup_steps": 1,
+    }
+    config = _config(tmp_path, corpus, train=plateau)
+    assert main(["train", str(config), "--quiet"]) == 0
+    state = _latest(config)["train_state"]
+    assert state["lr"] < 1e-6 == state["base_lr"]  # the plateau lowered it
+    _resume(config, "train.lr_schedule=cosine", "train.max_steps=7", "train.epochs=2")
+    latest = _latest(config)
+    rate = latest["optimizer"]["param_groups"][0]["lr"]
+    resumed = latest["train_state"]
+    # step 7 is made with 6 of max_steps' 7 steps used
+    expected = budget_lr("cosine", 1e-6, 1e-9, 7, 1, 6 / 7)
+    assert resumed["step"] == 7
+    assert rate == pytest.approx(expected)
