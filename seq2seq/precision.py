@@ -94,10 +94,11 @@ def choose_amp(
 def autocast_dtype(
     amp: str, device: torch.device, key: str = "train.amp"
 ) -> torch.dtype | None:
-    """The autocast dtype of :func:`choose_amp` (None: full precision); the choice
-    and its reason are logged."""
+    """The autocast dtype of :func:`choose_amp` (None: full precision); what
+    ``auto`` chose is logged with its reason."""
     choice = choose_amp(amp, device, key)
-    log.info("%s", choice)
+    if amp == "auto":
+        log.info("%s", choice)
     return choice.dtype
 
 
