@@ -27,6 +27,7 @@ import http.client
 import logging
 import os
 import secrets
+import shlex
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -380,6 +381,44 @@ def _multi30k_langs_of(split: str) -> list[str]:
         for lang in MULTI30K_LANGS
         if multi30k_file_name(split, lang) in MULTI30K_FILES
     ]
+
+
+def download_command(root: str, names: Sequence[str]) -> tuple[str, str] | None:
+    """The ``seq2seq data download`` command that writes ``names`` into ``root``.
+
+    Returns ``(corpus, command)``, e.g. ``("Multi30k", "seq2seq data download
+    multi30k data/multi30k")``, or None unless every name is a file of one corpus
+    this module downloads (Multi30k task 1, or one Tatoeba pair's TSV). ``root``
+    appears in the command as given, so the command writes where the config reads.
+    """
+    if not names:
+        return None
+    dest = shlex.quote(root)
+    if all(name in MULTI30K_FILES for name in names):
+        splits = list(dict.fromkeys(name.rsplit(".", 2)[0] for name in names))
+        langs = list(dict.fromkeys(name.rsplit(".", 2)[1] for name in names))
+        command = f"seq2seq data download multi30k {dest}"
+        if not set(langs) <= set(MULTI30K_DEFAULT_LANGS) or not set(splits) <= set(
+            MULTI30K_DEFAULT_SPLITS
+        ):
+            command += f" --langs {' '.join(langs)} --splits {' '.join(splits)}"
+        return "Multi30k", command
+    langs = {_tatoeba_tsv_language(name) for name in names}
+    if len(langs) == 1 and None not in langs:
+        (lang,) = langs
+        command = f"seq2seq data download tatoeba {dest}"
+        if lang != "fra":
+            command += f" --pair eng-{lang}"
+        return "Tatoeba", command
+    return None
+
+
+def _tatoeba_tsv_language(name: str) -> str | None:
+    """``"fra-eng.tsv"`` -> ``"fra"``: the file :func:`download_tatoeba` writes."""
+    lang, dash, rest = name.partition("-")
+    if dash and rest == "eng.tsv" and len(lang) == 3 and lang.isascii():
+        return lang if lang.isalpha() and lang.islower() and lang != "eng" else None
+    return None
 
 
 def tatoeba_language(pair: str) -> str:
