@@ -83,6 +83,30 @@ def test_benchmark_bad_override_is_one_line():
 
 
 @pytest.mark.parametrize(
+    "args",
+    [
+        ["--amp", "none", "model.nope=1"],
+        ["--amp", "none", "bf16", "train.lr=1", "model.nope=1", "--steps", "1"],
+        ["--no-decode", "model.nope=1", "--output", "x=1.json"],
+    ],
+    ids=["after --amp", "inside the options", "after a flag"],
+)
+def test_benchmark_takes_overrides_after_its_options_as_train_does(args):
+    """The override reaches the config (its unknown key is the error), however it
+    is placed among the options."""
+    result = subprocess.run(
+        [sys.executable, "scripts/benchmark.py", "configs/quickstart.yaml", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: override 'model.nope=1': model.nope: ")
+    assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
     "mode",
     [
         [],
