@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import resource
 import sys
 import tempfile
@@ -141,6 +142,34 @@ def bench_decoding(translator: Translator, lines: list[str], beam: int) -> dict:
     }
 
 
+OVERRIDE = re.compile(r"[A-Za-z_][\w.]*=")
+"""The start of a ``key.path=value`` config override."""
+
+
+def split_overrides(
+    parser: argparse.ArgumentParser, argv: list[str]
+) -> tuple[list[str], list[str]]:
+    """``argv`` without its config overrides, and the overrides, in order.
+
+    Overrides may stand anywhere, as ``seq2seq train`` takes them: also after
+    ``--amp none bf16``, whose list would otherwise swallow them. A value of an
+    option that takes one (``--output a=b.json``) stays that option's.
+    """
+    takes_value = {
+        flag
+        for action in parser._actions
+        if action.nargs is None
+        for flag in action.option_strings
+    }
+    rest: list[str] = []
+    overrides: list[str] = []
+    for i, arg in enumerate(argv):
+        after_option = i > 0 and argv[i - 1] in takes_value
+        is_override = OVERRIDE.match(arg) and not after_option
+        (overrides if is_override else rest).append(arg)
+    return rest, overrides
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config")
@@ -166,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         help="also train MIN minutes and record valid BLEU vs time",
     )
     parser.add_argument("--output", default="benchmark.json")
-    args = parser.parse_args(argv)
+    rest, overrides = split_overrides(parser, sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(rest)
+    args.overrides += overrides
 
     cfg = load_config_or_exit(args.config, args.overrides)
     workdir = Path(tempfile.mkdtemp(prefix="seq2seq-bench-"))

@@ -7,8 +7,10 @@
 #
 #   bash scripts/cuda_check.sh [TRAINED_RUN_OR_CHECKPOINT] [OUT_DIR]
 #
-# Multi30k is read from ../shared/data/multi30k (configs/multi30k_de_en.yaml).
+# Multi30k is read from $MULTI30K (default data/multi30k, as configs/multi30k_de_en.yaml;
+# fetch it with `seq2seq data download multi30k data/multi30k`).
 set -uo pipefail
+m30k=${MULTI30K:-data/multi30k}
 run=${1:-runs/multi30k_de_en}
 out=${2:-cuda-check}
 mkdir -p "$out"
@@ -25,15 +27,17 @@ step "CUDA tests"
 check python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py
 
 step "planned against step-by-step teacher-forced recurrence, fp32, batches of 64"
-check python3 scripts/step_time.py configs/multi30k_de_en.yaml device=cuda \
+check python3 scripts/step_time.py configs/multi30k_de_en.yaml data.root="$m30k" device=cuda \
     tokenizer.sampling_alpha=0 --amp none --batches 30 --ab-step-path 6
 
 step "benchmark: batches of 64 sentences (JoeyNMT's setting)"
-check python3 scripts/benchmark.py configs/multi30k_de_en.yaml --amp none bf16 fp16 \
+check python3 scripts/benchmark.py configs/multi30k_de_en.yaml data.root="$m30k" \
+    --amp none bf16 fp16 \
     --steps 50 --warmup 10 --run "$run" --output "$out/bench_b64.json"
 
 step "benchmark: batches of 8192 target tokens, decoding batches of 512"
-check python3 scripts/benchmark.py configs/multi30k_de_en.yaml train.batch_tokens=8192 \
+check python3 scripts/benchmark.py configs/multi30k_de_en.yaml data.root="$m30k" \
+    train.batch_tokens=8192 \
     --amp bf16 --steps 30 --warmup 5 --run "$run" --decode-batch 512 \
     --output "$out/bench_tok8k.json"
 

@@ -16,16 +16,19 @@ the override (``model.dropout=0.1``).
 
 ``--ab-checkout DIR`` alternates this checkout's code with another checkout's (a
 change judged against the code before it: ``git worktree add /tmp/before HEAD~1``),
-in one process: each package builds its own trainer (the same config, the same
-initial weights), and rounds over the same batches go to one and the other in turn
-(ABBA order), so both meet the same machine state.
+with the other checkout's code in a process of its own: each builds its own
+trainer (the same config, the same initial weights), and rounds over the same
+batches go to one and the other in turn (ABBA order), so both meet the same
+machine state.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -106,34 +109,104 @@ def ab_step_path(trainer, batches: list, rounds: int) -> None:
     report(times, rounds, len(batches))
 
 
-def _is_package_module(name: str) -> bool:
-    return name == "seq2seq" or name.startswith("seq2seq.")
+WORKER = """
+import json, sys, tempfile
+checkout, config, amp, weights = sys.argv[1:5]
+overrides = sys.argv[5:]
+sys.path.insert(0, checkout)  # that checkout's seq2seq, before any other
+import torch
+from seq2seq.config import load_config, replace
+from seq2seq.train import Trainer
+
+cfg = load_config(config, overrides)
+cfg = replace(cfg, run_dir=tempfile.mkdtemp(), train=replace(cfg.train, amp=amp))
+trainer = Trainer(cfg, progress=False)
+try:
+    trainer.model.load_state_dict(torch.load(weights))
+    print("same weights", flush=True)
+except RuntimeError:
+    print("own weights", flush=True)
+batches = [trainer.batches.batch(i) for i in json.loads(sys.stdin.readline())]
+print("ready", flush=True)
+for line in sys.stdin:
+    for batch in batches[:3] if line.strip() == "warmup" else batches:
+        trainer.train_step(batch)
+    print("done", flush=True)
+"""
+"""The other checkout's side of ``--ab-checkout``: a process of its own that
+imports that checkout's ``seq2seq``, builds its trainer from the same config and
+weights, and runs a round of training steps on the given batches per line read."""
 
 
-def checkout_trainer(checkout: Path, config: str, overrides: list[str], amp: str):
-    """A throwaway trainer built by the ``seq2seq`` package of another checkout.
+class CheckoutWorker:
+    """A trainer of another checkout's code, in a process of its own (two versions
+    of one package cannot share an interpreter without swapping ``sys.modules``).
 
-    That package is imported under its own name with this one set aside, and this
-    one put back after, so the two live side by side: each object keeps the
-    module it came from.
+    Each round is one line to the process and one back; the pipe costs some
+    microseconds against the milliseconds of every training step.
     """
-    ours = {n: m for n, m in sys.modules.items() if _is_package_module(n)}
-    for name in ours:
-        del sys.modules[name]
-    sys.path.insert(0, str(checkout))
-    try:
-        from seq2seq.config import load_config, replace
-        from seq2seq.train import Trainer
 
-        cfg = load_config(config, overrides)
-        run_dir = tempfile.mkdtemp()
-        cfg = replace(cfg, run_dir=run_dir, train=replace(cfg.train, amp=amp))
-        return Trainer(cfg, progress=False)
+    def __init__(
+        self, checkout: Path, config: str, overrides: list[str], amp: str, trainer
+    ) -> None:
+        weights = Path(tempfile.mkdtemp()) / "weights.pt"
+        torch.save(trainer.model.state_dict(), weights)
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(checkout), config, amp, str(weights)]
+            + overrides,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.same_weights = self._read() == "same weights"
+        self.steps = 0
+
+    def _read(self) -> str:
+        line = self.process.stdout.readline().strip()
+        if not line:
+            raise SystemExit(
+                f"the other checkout's process ended ({self.process.wait()})"
+            )
+        return line
+
+    def _ask(self, line: str) -> str:
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+        return self._read()
+
+    def use_batches(self, indices: list) -> None:
+        """Build the batches of these sample indices (``Batches.batch``)."""
+        self._ask(json.dumps([[int(i) for i in batch] for batch in indices]))
+        self.steps = len(indices)
+
+    def train(self, warmup: bool = False) -> int:
+        """One round (or the warm-up's three steps); -> the steps taken."""
+        self._ask("warmup" if warmup else "round")
+        return self.steps
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def ab_checkout(trainer, checkout: Path, args, indices: list) -> None:
+    """Alternate this checkout's trainer with another checkout's, in its own
+    process, over the same batches, from the same weights where they fit."""
+    worker = CheckoutWorker(checkout, args.config, args.overrides, args.amp, trainer)
+    try:
+        if not worker.same_weights:
+            print("(the two sides' parameters differ: each starts from its own init)")
+        worker.use_batches(indices)
+        batches = [trainer.batches.batch(i) for i in indices]
+        _train(trainer, batches[:3])  # warm-up
+        worker.train(warmup=True)
+        names = ["this checkout", str(checkout)]
+        sides = {names[0]: functools.partial(_train, trainer, batches)}
+        sides[names[1]] = worker.train
+        this, that = report(alternate(sides, args.rounds), args.rounds, len(indices))
+        print(f"{names[0]}'s median step: {100 * (this / that - 1):+.1f}%")
     finally:
-        sys.path.remove(str(checkout))
-        for name in [n for n in sys.modules if _is_package_module(n)]:
-            del sys.modules[name]
-        sys.modules.update(ours)
+        worker.close()
 
 
 def ab_trainers(trainer, other, indices: list, rounds: int, names: list[str]) -> None:
@@ -175,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         "--ab-checkout",
         type=Path,
         metavar="DIR",
-        help="alternate this code with the code of checkout DIR, in one process",
+        help="alternate this code with the code of checkout DIR (run in a process "
+        "of its own)",
     )
     modes.add_argument(
         "--ab-override",
@@ -196,10 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     trainer = throwaway_trainer(cfg, args.amp, Path(tempfile.mkdtemp()))
     order = trainer.batches.epoch_batches(0)[: args.batches]
     if args.ab_checkout:
-        checkout = args.ab_checkout.resolve()
-        other = checkout_trainer(checkout, args.config, args.overrides, args.amp)
-        names = ["this checkout", str(checkout)]
-        ab_trainers(trainer, other, order, args.rounds, names)
+        ab_checkout(trainer, args.ab_checkout.resolve(), args, order)
         return 0
     if args.ab_override:
         changed = load_config_or_exit(args.config, args.overrides + args.ab_override)

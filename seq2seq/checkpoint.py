@@ -326,14 +326,31 @@ def average_checkpoints(paths: list[Path]) -> dict[str, Any]:
 
 
 def best_checkpoints(run_dir: Path, n: int) -> list[Path]:
-    """The run's ``n`` best kept checkpoints (``train.keep_best``), best first."""
-    latest = load_checkpoint(checkpoint_dir(run_dir) / LATEST)
+    """The run's ``n`` best kept checkpoints (``train.keep_best``), best first.
+
+    A run trained with ``keep_best: 1`` keeps its best only as ``best.pt``, which
+    is then the one checkpoint ``n = 1`` asks for.
+    """
+    directory = checkpoint_dir(run_dir)
+    latest = load_checkpoint(directory / LATEST)
     kept = latest["train_state"].get("kept_best", [])
-    paths = [checkpoint_dir(run_dir) / f"step{int(step)}.pt" for _, step in kept[:n]]
-    missing = [p for p in paths if not p.is_file()]
-    if len(paths) < n or missing:
+    paths = [directory / f"step{int(step)}.pt" for _, step in kept[:n]]
+    if not kept and (directory / BEST).is_file():
+        paths = [directory / BEST]  # keep_best 1: the best is best.pt alone
+    available = [path for path in paths if path.is_file()]
+    if len(available) < n:
+        keep_best = latest.get("config", {}).get("train", {}).get("keep_best")
+        if keep_best is not None and keep_best >= n:
+            advice = (
+                f"it was trained with train.keep_best={keep_best} and has not "
+                "validated that often yet; train on or ask for fewer"
+            )
+        else:
+            advice = f"train with train.keep_best={n} or ask for fewer"
+            if keep_best is not None:
+                advice = f"it was trained with train.keep_best={keep_best}; {advice}"
         raise UserError(
-            f"average: {run_dir} keeps {len(paths) - len(missing)} best checkpoints, "
-            f"{n} asked; train with train.keep_best={n} or ask for fewer"
+            f"average: {run_dir} keeps {len(available)} best checkpoints, {n} "
+            f"asked; {advice}"
         )
-    return paths
+    return available

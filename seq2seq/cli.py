@@ -261,9 +261,11 @@ def _translator(args: argparse.Namespace):
 def cmd_train(args: argparse.Namespace) -> int:
     from seq2seq.config import load_config, replace
     from seq2seq.distributed import is_main_process
+    from seq2seq.preflight import require_corpora
     from seq2seq.train import train
 
     cfg = load_config(args.config, args.overrides)
+    require_corpora(cfg)  # before the run directory exists: nothing left behind
     # Store an absolute data root so evaluate works from any directory later.
     cfg = replace(cfg, data=replace(cfg.data, root=str(Path(cfg.data.root).resolve())))
     if args.dry_run:

@@ -299,6 +299,30 @@ def _did_you_mean(key: str, choices: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def _key_paths(cls: type, prefix: str = "") -> list[str]:
+    """Every dotted key path a config section accepts (``train.lr``, ...)."""
+    paths = []
+    for name, tp in typing.get_type_hints(cls).items():
+        path = f"{prefix}{name}"
+        paths.append(path)
+        section = [a for a in (tp, *typing.get_args(tp)) if dataclasses.is_dataclass(a)]
+        if section:
+            paths += _key_paths(section[0], f"{path}.")
+    return paths
+
+
+def _unknown_key_hint(key: str, names: list[str]) -> str:
+    """A sibling key close to ``key``, else the same key in another section
+    (``lr`` -> ``train.lr``)."""
+    hint = _did_you_mean(key, names)
+    if hint:
+        return hint
+    elsewhere = [p for p in _key_paths(Config) if p.rsplit(".", 1)[-1] == key]
+    if elsewhere:
+        return f" (did you mean {' or '.join(map(repr, elsewhere))}?)"
+    return ""
+
+
 def _build(cls: type, data: dict, where: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
@@ -307,7 +331,7 @@ def _build(cls: type, data: dict, where: str) -> Any:
         path = f"{where}.{key}" if where else str(key)
         if key not in names:
             raise UserError(
-                f"{path}: unknown key{_did_you_mean(str(key), names)}; "
+                f"{path}: unknown key{_unknown_key_hint(str(key), names)}; "
                 f"valid keys here: {', '.join(names)}"
             )
         kwargs[key] = _convert(value, hints[key], path)
@@ -437,7 +461,8 @@ def validate(cfg: Config) -> None:
         _check(
             not (corpus.tsv is not None and has_pair),
             where,
-            "give either tsv, or src and tgt, not both",
+            f"give either tsv, or src and tgt, not both; to read src and tgt, "
+            f"set {where}.tsv to null (on the command line: {where}.tsv=null)",
         )
         if corpus.tsv is None:
             _check(
@@ -546,9 +571,32 @@ def load_yaml(path: str | Path) -> dict:
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    """Load ``path``, apply ``key.path=value`` overrides, validate."""
-    data = apply_overrides(load_yaml(path), overrides or [])
-    return from_dict(data, str(path))
+    """Load ``path``, apply ``key.path=value`` overrides, validate.
+
+    An error about a key an override set names that override, not the file.
+    """
+    overrides = overrides or []
+    data = apply_overrides(load_yaml(path), overrides)
+    try:
+        cfg = _build(Config, data, "")
+        validate(cfg)
+    except UserError as err:
+        raise UserError(f"{_blamed(str(err), str(path), overrides)}: {err}") from None
+    return cfg
+
+
+def _blamed(message: str, path: str, overrides: list[str]) -> str:
+    """``override 'train.lrr=3'`` if the last override touching the key path that
+    ``message`` starts with set it (or a key inside it), else the config file."""
+    key = message.partition(": ")[0]
+    for text in reversed(overrides):
+        set_key = text.partition("=")[0].strip()
+        if any(
+            a == b or a.startswith((f"{b}.", f"{b}["))
+            for a, b in ((key, set_key), (set_key, key))
+        ):
+            return f"override {text!r}"
+    return path
 
 
 def line_range(text: str, key: str) -> tuple[int, int]:

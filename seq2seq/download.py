@@ -1,9 +1,13 @@
 """Download corpora (Multi30k task 1, Tatoeba pairs) with checks and atomic writes.
 
-Every file is streamed to a temporary file next to its destination, hashed while it
-is written, checked, flushed to disk and only then renamed onto the destination. An
-interrupted or corrupt download therefore never leaves a partial file where the data
-loader looks for it.
+pooch (``pooch.retrieve``) streams every file to a temporary file next to its
+destination, verifies its sha256 and only then moves it onto the destination;
+the downloader given to it here also runs the file's own check (a complete gzip
+of the published line count) and flushes it to disk before that move. An interrupted or
+corrupt download therefore never leaves a partial file where the data loader
+looks for it. What pooch does not do is kept here: ``file://`` mirrors, the
+checks of files without a pinned checksum, and one-line errors that name the URL
+and what to do (see docs/DATA_DOWNLOAD.md).
 
 Multi30k files whose sha256 is recorded below are checked against it, and a second
 run skips every file already present with that checksum. For the other official
@@ -22,12 +26,12 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import hashlib
-import http.client
 import logging
 import os
+import re
 import secrets
-import urllib.error
+import shlex
+import shutil
 import urllib.parse
 import urllib.request
 import zipfile
@@ -35,7 +39,6 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from email.message import Message
 from pathlib import Path
 from typing import IO
 
@@ -147,12 +150,10 @@ def multi30k_file_name(split: str, lang: str) -> str:
 
 
 def sha256_file(path: Path) -> str:
-    """Return the hex sha256 of the file at ``path``, read in chunks."""
-    hasher = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK_SIZE):
-            hasher.update(chunk)
-    return hasher.hexdigest()
+    """Return the hex sha256 of the file at ``path``."""
+    import pooch  # imported when used: it costs every CLI command ~0.1 s
+
+    return pooch.file_hash(str(path), alg="sha256")
 
 
 def fetch(
@@ -167,13 +168,14 @@ def fetch(
 ) -> bool:
     """Download ``url`` to ``dest`` unless ``dest`` already has checksum ``sha256``.
 
-    The body is streamed into a temporary file in ``dest``'s directory, hashed on
-    the way, checked against ``sha256``, fsynced and renamed onto ``dest``, so
-    ``dest`` is either untouched or complete. An existing ``dest`` whose checksum
-    differs is downloaded again. With ``sha256=None`` the checksum cannot be
-    verified: an existing ``dest`` is kept if it passes ``check`` (or as it is,
-    without ``check``), and a new download is checked for truncation against the
-    server's Content-Length and by ``check``; its sha256 is logged.
+    pooch streams the body into a temporary file in ``dest``'s directory, checks
+    it against ``sha256`` and only then moves it onto ``dest``, so ``dest`` is
+    either untouched or complete; here the temporary file is also run through
+    ``check`` and flushed to disk before that move. An existing ``dest`` whose
+    checksum differs is downloaded again. With ``sha256=None`` the checksum
+    cannot be verified: an existing ``dest`` is kept if it passes ``check`` (or
+    as it is, without ``check``), and a new download is checked for truncation
+    (against the server's Content-Length) and by ``check``; its sha256 is logged.
 
     Args:
         url: Source URL (``http``, ``https`` or ``file``).
@@ -181,7 +183,7 @@ def fetch(
         sha256: Expected hex sha256, or ``None`` to skip verification.
         progress: Show a tqdm progress bar on stderr.
         timeout: Seconds to wait for the connection and for each read.
-        check: Called on the downloaded file before it is renamed onto ``dest``
+        check: Called on the downloaded file before it is moved onto ``dest``
             (and on an existing ``dest`` when ``sha256`` is None).
         user_agent: The User-Agent header sent with http(s) requests.
 
@@ -222,24 +224,149 @@ def fetch(
                 expected,
                 actual,
             )
+        dest.unlink()  # pooch would keep an unpinned one
 
-    with _temporary_file(dest) as (tmp_path, tmp_file):
-        actual = _stream(
-            url, tmp_file, progress=progress, timeout=timeout, user_agent=user_agent
+    import pooch
+
+    downloader = _Downloader(url, dest, progress, timeout, user_agent, check)
+    pooch_logger = pooch.get_logger()
+    pooch_level = pooch_logger.level
+    pooch_logger.setLevel(logging.WARNING)  # its "Downloading data from" lines
+    try:
+        pooch.retrieve(
+            url,
+            None if expected is None else f"sha256:{expected}",
+            fname=dest.name,
+            path=dest.parent,
+            downloader=downloader,
         )
-        if expected is not None and actual != expected:
-            raise UserError(
-                f"checksum mismatch for {url}: expected sha256 {expected}, got "
-                f"{actual}; the file may be corrupt or changed upstream, "
-                f"download it manually to {dest} or use --mirror DIR"
-            )
-        if check is not None:
-            tmp_file.flush()
-            check(tmp_path)
-        _commit(tmp_path, tmp_file, dest)
+    except ValueError as exc:  # pooch: the checksum does not match
+        if downloader.sha256 is None or expected is None:
+            raise UserError(f"cannot download {url}: {_reason(exc)}") from exc
+        raise UserError(
+            f"checksum mismatch for {url}: expected sha256 {expected}, got "
+            f"{downloader.sha256}; the file may be corrupt or changed upstream, "
+            f"download it manually to {dest} or use --mirror DIR"
+        ) from exc
+    except OSError as exc:
+        raise UserError(
+            f"cannot write {dest}: {exc.strerror or exc}; "
+            f"free some space or choose another directory"
+        ) from exc
+    finally:
+        pooch_logger.setLevel(pooch_level)
+    dest.chmod(0o666 & ~_umask())  # pooch's temporary file was private (0600)
+    fsync_directory(dest.parent)
     if expected is None:
-        logger.info("%s: sha256 %s (no pinned checksum)", dest, actual)
+        logger.info("%s: sha256 %s (no pinned checksum)", dest, downloader.sha256)
     return True
+
+
+class _Downloader:
+    """pooch's downloader for one URL: HTTP(S) through pooch, ``file://`` read
+    here; one-line errors; the temporary file hashed, checked and fsynced before
+    pooch moves it onto the destination."""
+
+    def __init__(
+        self,
+        url: str,
+        dest: Path,
+        progress: bool,
+        timeout: float,
+        user_agent: str,
+        check: FileCheck | None,
+    ) -> None:
+        self.url, self.dest, self.check = url, dest, check
+        self.progress = progress
+        import pooch
+
+        self.http = pooch.HTTPDownloader(
+            headers={"User-Agent": user_agent}, timeout=timeout
+        )
+        self.sha256: str | None = None
+
+    def __call__(self, url: str, output_file: str, _pooch: object) -> None:
+        tmp = Path(output_file)
+        if urllib.parse.urlsplit(url).scheme == "file":
+            _copy_file_url(url, tmp)
+        else:
+            self._http(url, output_file)
+        self.sha256 = sha256_file(tmp)
+        if self.check is not None:
+            self.check(tmp)
+        with tmp.open("rb") as handle:
+            os.fsync(handle.fileno())
+
+    def _http(self, url: str, output_file: str) -> None:
+        import requests  # pooch's HTTP client
+
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            name = url.rsplit("/", 1)[-1]
+            # total=1 until pooch sets the Content-Length: a bar of total 0 is
+            # false, and pooch would skip it
+            bar = tqdm(desc=name, total=1, unit="B", unit_scale=True, leave=False)
+        self.http.progressbar = bar or False
+        try:
+            self.http(url, output_file, None)
+        except requests.HTTPError as exc:
+            response = exc.response
+            raise UserError(
+                f"cannot download {url}: HTTP {response.status_code} "
+                f"{response.reason}; {_network_hint(url)}"
+            ) from exc
+        except requests.RequestException as exc:
+            received = Path(output_file).stat().st_size
+            raise UserError(_request_error(url, exc, received)) from exc
+        finally:
+            if bar is not None:
+                bar.close()
+
+
+def _request_error(url: str, exc: Exception, received: int) -> str:
+    """The one line for a failed request: truncated, timed out, refused, ..."""
+    text = str(exc)
+    truncated = re.search(
+        r"IncompleteRead\((\d+) bytes read, (\d+) more expected", text
+    )
+    if truncated:
+        got, more = map(int, truncated.groups())
+        return (
+            f"download of {url} truncated: got {got} of {got + more} bytes; "
+            f"{_network_hint(url)}"
+        )
+    import requests
+
+    if isinstance(exc, requests.Timeout):
+        reason = "timed out"
+    elif received:
+        return (
+            f"download of {url} interrupted after {received} bytes: "
+            f"{_reason(exc)}; {_network_hint(url)}"
+        )
+    else:
+        reason = _reason(exc)
+    return f"cannot download {url}: {reason}; {_network_hint(url)}"
+
+
+def _copy_file_url(url: str, dest: Path) -> None:
+    """Copy the file a ``file://`` URL names (a mirror) to ``dest``."""
+    source = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
+    try:
+        with source.open("rb") as reader, dest.open("wb") as writer:
+            shutil.copyfileobj(reader, writer, CHUNK_SIZE)
+    except OSError as exc:
+        raise UserError(
+            f"cannot download {url}: {_reason(exc)}; {_network_hint(url)}"
+        ) from exc
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _commit(tmp_path: Path, tmp_file: IO[bytes], dest: Path) -> None:
@@ -382,6 +509,44 @@ def _multi30k_langs_of(split: str) -> list[str]:
     ]
 
 
+def download_command(root: str, names: Sequence[str]) -> tuple[str, str] | None:
+    """The ``seq2seq data download`` command that writes ``names`` into ``root``.
+
+    Returns ``(corpus, command)``, e.g. ``("Multi30k", "seq2seq data download
+    multi30k data/multi30k")``, or None unless every name is a file of one corpus
+    this module downloads (Multi30k task 1, or one Tatoeba pair's TSV). ``root``
+    appears in the command as given, so the command writes where the config reads.
+    """
+    if not names:
+        return None
+    dest = shlex.quote(root)
+    if all(name in MULTI30K_FILES for name in names):
+        splits = list(dict.fromkeys(name.rsplit(".", 2)[0] for name in names))
+        langs = list(dict.fromkeys(name.rsplit(".", 2)[1] for name in names))
+        command = f"seq2seq data download multi30k {dest}"
+        if not set(langs) <= set(MULTI30K_DEFAULT_LANGS) or not set(splits) <= set(
+            MULTI30K_DEFAULT_SPLITS
+        ):
+            command += f" --langs {' '.join(langs)} --splits {' '.join(splits)}"
+        return "Multi30k", command
+    langs = {_tatoeba_tsv_language(name) for name in names}
+    if len(langs) == 1 and None not in langs:
+        (lang,) = langs
+        command = f"seq2seq data download tatoeba {dest}"
+        if lang != "fra":
+            command += f" --pair eng-{lang}"
+        return "Tatoeba", command
+    return None
+
+
+def _tatoeba_tsv_language(name: str) -> str | None:
+    """``"fra-eng.tsv"`` -> ``"fra"``: the file :func:`download_tatoeba` writes."""
+    lang, dash, rest = name.partition("-")
+    if dash and rest == "eng.tsv" and len(lang) == 3 and lang.isascii():
+        return lang if lang.isalpha() and lang.islower() and lang != "eng" else None
+    return None
+
+
 def tatoeba_language(pair: str) -> str:
     """``"eng-fra"`` or ``"fra-eng"`` -> ``"fra"``: the language paired with English.
 
@@ -464,16 +629,21 @@ def download_tatoeba(
         return dest
 
     url = f"{base_url.rstrip('/')}/{zip_name}"
-    with _temporary_file(dest_dir / zip_name) as (zip_path, zip_file):
-        zip_sha256 = _stream(
-            url,
-            zip_file,
-            progress=progress,
-            timeout=timeout,
-            user_agent=TATOEBA_USER_AGENT,
-        )
-        zip_file.close()
+    zip_path = dest_dir / f".{zip_name}.{secrets.token_hex(6)}.part"
+    try:
+        with _quiet_logger(logging.INFO):  # fetch's "sha256 ... not pinned" line
+            fetch(
+                url,
+                zip_path,
+                None,
+                progress=progress,
+                timeout=timeout,
+                user_agent=TATOEBA_USER_AGENT,
+            )
+        zip_sha256 = sha256_file(zip_path)
         lines = _extract_tatoeba(zip_path, f"{lang}.txt", dest, url)
+    finally:
+        zip_path.unlink(missing_ok=True)
     logger.info(
         "%s: %d pairs from %s (zip sha256 %s; not pinned, the file changes upstream)",
         dest,
@@ -681,6 +851,17 @@ def _network_hint(url: str) -> str:
 
 
 @contextmanager
+def _quiet_logger(level: int) -> Iterator[None]:
+    """Drop this module's log records at ``level`` and below for a while."""
+    previous = logger.level
+    logger.setLevel(level + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+@contextmanager
 def _temporary_file(dest: Path) -> Iterator[tuple[Path, IO[bytes]]]:
     """Create a hidden temporary file next to ``dest``; delete it unless renamed.
 
@@ -701,98 +882,6 @@ def _temporary_file(dest: Path) -> Iterator[tuple[Path, IO[bytes]]]:
     finally:
         tmp_file.close()
         tmp_path.unlink(missing_ok=True)
-
-
-def _stream(
-    url: str,
-    out: IO[bytes],
-    *,
-    progress: bool,
-    timeout: float,
-    user_agent: str = "seq2seq-download",
-) -> str:
-    """Copy the body of ``url`` into ``out`` and return its hex sha256."""
-    request = urllib.request.Request(url, headers={"User-Agent": user_agent})
-    try:
-        response = urllib.request.urlopen(request, timeout=timeout)
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        raise UserError(
-            f"cannot download {url}: HTTP {exc.code} {exc.reason}; {_network_hint(url)}"
-        ) from exc
-    except urllib.error.URLError as exc:
-        raise UserError(
-            f"cannot download {url}: {_reason(exc.reason)}; {_network_hint(url)}"
-        ) from exc
-    except (OSError, http.client.HTTPException, ValueError) as exc:
-        raise UserError(
-            f"cannot download {url}: {_reason(exc)}; {_network_hint(url)}"
-        ) from exc
-
-    with response:
-        length = _content_length(response.headers)
-        hasher = hashlib.sha256()
-        received = 0
-        with _progress_bar(progress, length, url.rsplit("/", 1)[-1]) as update:
-            while True:
-                try:
-                    chunk = response.read(CHUNK_SIZE)
-                except (OSError, http.client.HTTPException) as exc:
-                    raise UserError(
-                        f"download of {url} interrupted after {received} bytes: "
-                        f"{_reason(exc)}; {_network_hint(url)}"
-                    ) from exc
-                if not chunk:
-                    break
-                hasher.update(chunk)
-                try:
-                    out.write(chunk)
-                except OSError as exc:
-                    raise UserError(
-                        f"cannot write the download of {url}: "
-                        f"{exc.strerror or exc}; free some space or choose another "
-                        f"directory"
-                    ) from exc
-                received += len(chunk)
-                update(len(chunk))
-    if length is not None and received != length:
-        raise UserError(
-            f"download of {url} truncated: got {received} of {length} bytes; "
-            f"{_network_hint(url)}"
-        )
-    return hasher.hexdigest()
-
-
-def _content_length(headers: Message) -> int | None:
-    """Return the body size declared in ``headers``, or None if unknown."""
-    value = headers.get("Content-Length")
-    if value is None or headers.get("Content-Encoding"):
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        return None
-
-
-@contextmanager
-def _progress_bar(
-    enabled: bool, total: int | None, desc: str
-) -> Iterator[Callable[[int], object]]:
-    """Yield a callback advancing a tqdm bar by a byte count (a no-op if disabled)."""
-    if not enabled:
-        yield lambda _n: None
-        return
-    from tqdm import tqdm
-
-    with tqdm(
-        total=total,
-        desc=desc,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        leave=False,
-    ) as bar:
-        yield bar.update
 
 
 def _reason(reason: object) -> str:

@@ -26,6 +26,7 @@ from typing import Any
 
 from seq2seq.config import Config, load_config
 from seq2seq.errors import UserError
+from seq2seq.preflight import require_corpora
 from seq2seq.tokenizer import EOS_ID, UNK_ID, Tokenizer, build_tokenizer
 
 SPLITS = ("train", "valid", "test")
@@ -124,6 +125,7 @@ class CorpusStats:
     max_src_len: int
     max_tgt_len: int
     splits: list[SplitStats] = field(default_factory=list)
+    vocabularies: str = ""  # what each side's "pieces used" counts out of, in words
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -207,6 +209,7 @@ def corpus_stats(cfg: Config) -> CorpusStats:
     }
     tokenizer, origin = stats_tokenizer(cfg, *texts["train"])
     result = CorpusStats(origin, cfg.data.max_src_len, cfg.data.max_tgt_len)
+    result.vocabularies = describe_vocabularies(cfg, tokenizer)
     for split, (sources, targets) in texts.items():
         result.splits.append(split_stats(tokenizer, sources, targets, split, cfg))
     return result
@@ -239,6 +242,34 @@ def stats_tokenizer(
     sizes = {tokenizer.src_vocab_size, tokenizer.tgt_vocab_size}
     origin += f"; {' / '.join(str(s) for s in sorted(sizes))} pieces"
     return tokenizer, origin
+
+
+def describe_vocabularies(cfg: Config, tokenizer: Tokenizer) -> str:
+    """Why the two sides' ``pieces used`` count out of different totals, in lines:
+    the special ids are left out, and a joint model's target side may be cut down
+    (``tokenizer.restrict_target_vocab``)."""
+    src, tgt = cfg.data.src_lang, cfg.data.tgt_lang
+    src_size, tgt_size = tokenizer.src_vocab_size, tokenizer.tgt_vocab_size
+    less = lambda size: f"{size:,} - {SPECIAL_IDS} = {size - SPECIAL_IDS:,}"  # noqa: E731
+    if tokenizer.joint:
+        sides = [f"{src}, {tgt}: the joint model's {less(src_size)}"]
+    elif cfg.tokenizer.joint:  # one model, its target side restricted
+        sides = [
+            f"{src}: the joint model's {less(src_size)}",
+            f"{tgt}: the {less(tgt_size)} pieces the target side keeps "
+            "(tokenizer.restrict_target_vocab: those the target training text uses, "
+            "and every single character)",
+        ]
+    else:
+        sides = [
+            f"{src}: its own model's {less(src_size)}",
+            f"{tgt}: its own model's {less(tgt_size)}",
+        ]
+    head = (
+        "pieces used: distinct pieces that occur, of the side's vocabulary less its "
+        f"{SPECIAL_IDS} special ids (pad, unk, bos, eos):"
+    )
+    return "\n".join([head, *(f"  {side}" for side in sides)])
 
 
 # ---------------------------------------------------------------- plots
@@ -307,6 +338,8 @@ def format_table(stats: CorpusStats) -> str:
                 f"{side.pieces_used:,} of {side.vocab_pieces:,} "
                 f"({100 * side.coverage:.1f}%)"
             )
+    if stats.vocabularies:
+        lines.append(stats.vocabularies)
     lines += [
         "",
         f"empty lines and length filter (max_src_len {stats.max_src_len}, "
@@ -352,6 +385,7 @@ def add_stats_arguments(parser: argparse.ArgumentParser) -> None:
 def run_stats(args: argparse.Namespace) -> int:
     """Run ``seq2seq data stats``: print the tables, write plots (and JSON)."""
     cfg = load_config(args.config, args.overrides)
+    require_corpora(cfg)
     out = Path(args.out) if args.out else Path(cfg.run_dir) / "stats"
     stats = corpus_stats(cfg)
     try:

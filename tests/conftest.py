@@ -12,6 +12,21 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 MULTI30K = SHARED_DATA / "multi30k"
 
+
+def shared_data_root(name: str, tmp_path: Path) -> Path | None:
+    """The ``data.root`` override that points a shipped config at the test copy of
+    its public corpus (the configs' default is a download folder), or None."""
+    if name == "multi30k_de_en.yaml":
+        return SHARED_DATA / "multi30k"
+    if name == "tatoeba_en_fr.yaml":
+        # The test copy is the download's first 5,000 lines under another name.
+        (tmp_path / "fra-eng.tsv").symlink_to(
+            SHARED_DATA / "tatoeba" / "eng-fra.first5000.tsv"
+        )
+        return tmp_path
+    return None
+
+
 PAIRS = [
     ("I am cold.", "J'ai froid."),
     ("I am hot.", "J'ai chaud."),

@@ -329,3 +329,31 @@ def test_a_closed_stdout_pipe_ends_quietly(monkeypatch, capsys):
     monkeypatch.setitem(cli.COMMANDS, "evaluate", evaluate)
     assert main(["evaluate", "runs/none"]) == 141
     assert capsys.readouterr().err == ""
+
+
+def test_average_best_1_of_a_keep_best_1_run_is_its_best_checkpoint(
+    tiny_tsv, tmp_path, capsys
+):
+    """keep_best: 1 keeps the best as best.pt only: --best 1 averages that one,
+    and --best 2 names the run's keep_best instead of telling to set it to 1."""
+    train = {"max_steps": 2, "valid_every": 2, "keep_best": 1}
+    config = write_config(
+        tmp_path / "c.yaml", tiny_config(tmp_path, tiny_tsv, train=train)
+    )
+    assert main(["train", str(config), "--quiet"]) == 0
+    run = tmp_path / "run"
+    output = tmp_path / "averaged.pt"
+    capsys.readouterr()
+    assert main(["average", str(run), "--best", "1", "--output", str(output)]) == 0
+    assert capsys.readouterr().out == f"averaged 1 checkpoints -> {output}\n"
+    best = load_checkpoint(run / "checkpoints" / "best.pt")
+    averaged = load_checkpoint(output)
+    assert averaged["averaged_from"] == [str(run / "checkpoints" / "best.pt")]
+    for name, tensor in best["model"].items():
+        assert torch.equal(averaged["model"][name], tensor), name
+
+    assert main(["average", str(run), "--best", "2"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: average: {run} keeps 1 best checkpoints, 2 asked; it was trained "
+        "with train.keep_best=1; train with train.keep_best=2 or ask for fewer\n"
+    )

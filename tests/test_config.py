@@ -123,3 +123,53 @@ def test_robustness_option_defaults(tmp_path):
     cfg = _load(tmp_path, CORPORA + "decode: {beam_size: 3, n_best: 3}\n")
     assert (cfg.decode.n_best, cfg.train.keep_last) == (3, 2)
     assert (cfg.train.on_nan, cfg.data.on_bad_lines) == ("stop", "error")
+
+
+# ---------------------------------------------------------------- overrides
+
+
+def _error(tmp_path, overrides, text=CORPORA + "train: {lr: 1e-3}\n") -> str:
+    with pytest.raises(UserError) as info:
+        _load(tmp_path, text, overrides)
+    return str(info.value)
+
+
+def test_a_bad_override_is_blamed_on_the_override_not_the_file(tmp_path):
+    message = _error(tmp_path, ["train.lrr=3"])
+    assert message.startswith(
+        "override 'train.lrr=3': train.lrr: unknown key (did you mean 'lr'?)"
+    )
+    message = _error(tmp_path, ["model.attention=dott"])
+    assert message.startswith("override 'model.attention=dott': model.attention: ")
+    assert _error(tmp_path, ["decode.beam_size=2", "decode.n_best=3"]).startswith(
+        "override 'decode.n_best=3': decode.n_best: 3 is more than"
+    )
+
+
+def test_a_bad_key_in_the_file_is_still_blamed_on_the_file(tmp_path):
+    message = _error(tmp_path, ["train.lr=3"], CORPORA + "train: {lrr: 1}\n")
+    assert message.startswith(f"{tmp_path / 'c.yaml'}: train.lrr: unknown key")
+
+
+def test_a_key_in_the_wrong_section_names_the_right_one(tmp_path):
+    assert "lr: unknown key (did you mean 'train.lr'?)" in _error(tmp_path, ["lr=3"])
+    assert "(did you mean 'train.batch_size' or 'decode.batch_size'?)" in _error(
+        tmp_path, ["batch_size=3"]
+    )
+    assert "(did you mean 'train.lr'?)" in _error(tmp_path, [], "lr: 3\n" + CORPORA)
+
+
+def test_src_and_tgt_over_a_tsv_split_say_to_null_the_tsv(tmp_path):
+    overrides = ["data.train.src=a.de", "data.train.tgt=a.en"]
+    message = _error(tmp_path, overrides)
+    assert message == (
+        "override 'data.train.tgt=a.en': data.train: give either tsv, or src and "
+        "tgt, not both; to read src and tgt, set data.train.tsv to null (on the "
+        "command line: data.train.tsv=null)"
+    )
+    cfg = _load(tmp_path, CORPORA, [*overrides, "data.train.tsv=null"])
+    assert (cfg.data.train.src, cfg.data.train.tgt, cfg.data.train.tsv) == (
+        "a.de",
+        "a.en",
+        None,
+    )

@@ -369,3 +369,18 @@ def test_tatoeba_http_error_names_the_url(server: Server, tmp_path: Path) -> Non
     assert f"{server.base_url}/spa-eng.zip: HTTP 404" in str(info.value)
     assert "--mirror DIR" in str(info.value)
     assert _names(tmp_path / "out") == []
+
+
+def test_downloaded_files_get_the_usual_permissions(
+    server: Server, tmp_path: Path
+) -> None:
+    """Not the private 0600 of the temporary file they were written to."""
+    import os
+    import stat
+
+    (server.root / "f.gz").write_bytes(_gz(3))
+    dest = tmp_path / "f.gz"
+    assert download.fetch(f"{server.base_url}/f.gz", dest, None)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o666 & ~umask

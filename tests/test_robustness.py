@@ -21,7 +21,14 @@ from seq2seq.config import CorpusConfig, replace
 from seq2seq.data import read_corpus
 from seq2seq.errors import UserError
 from seq2seq.evaluate import Translator, load_model
-from tests.conftest import PAIRS, ROOT, SHARED_DATA, tiny_config, write_config
+from tests.conftest import (
+    PAIRS,
+    ROOT,
+    SHARED_DATA,
+    shared_data_root,
+    tiny_config,
+    write_config,
+)
 
 # ---------------------------------------------------------------- checkpoints
 
@@ -161,17 +168,20 @@ def test_a_corpus_of_bad_lines_only_is_an_error_even_when_skipping(tmp_path):
 # ---------------------------------------------------------------- seq2seq validate
 
 
-SHARED_CONFIGS = ("multi30k_de_en.yaml", "tatoeba_en_fr.yaml")  # ../shared/data
-
-
 @pytest.mark.parametrize(
     "name", sorted(p.name for p in (ROOT / "configs").glob("*.yaml"))
 )
-def test_validate_every_shipped_config_and_its_files(name, monkeypatch, capsys):
-    if name in SHARED_CONFIGS and not SHARED_DATA.is_dir():
-        pytest.skip(f"{name} reads {SHARED_DATA}, which is absent")
+def test_validate_every_shipped_config_and_its_files(
+    name, monkeypatch, capsys, tmp_path
+):
+    root = shared_data_root(name, tmp_path)
+    if root is not None and not SHARED_DATA.is_dir():
+        pytest.skip(f"{name} is tested on {SHARED_DATA}, which is absent")
     monkeypatch.chdir(ROOT)  # data.root is relative to the working directory
-    assert main(["validate", f"configs/{name}"]) == 0, capsys.readouterr().err
+    overrides = [] if root is None else [f"data.root={root}"]
+    assert main(["validate", f"configs/{name}", *overrides]) == 0, (
+        capsys.readouterr().err
+    )
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 1 and out[0].startswith(f"ok: configs/{name}: train ")
     assert "pairs, valid " in out[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -83,6 +84,30 @@ def test_benchmark_bad_override_is_one_line():
 
 
 @pytest.mark.parametrize(
+    "args",
+    [
+        ["--amp", "none", "model.nope=1"],
+        ["--amp", "none", "bf16", "train.lr=1", "model.nope=1", "--steps", "1"],
+        ["--no-decode", "model.nope=1", "--output", "x=1.json"],
+    ],
+    ids=["after --amp", "inside the options", "after a flag"],
+)
+def test_benchmark_takes_overrides_after_its_options_as_train_does(args):
+    """The override reaches the config (its unknown key is the error), however it
+    is placed among the options."""
+    result = subprocess.run(
+        [sys.executable, "scripts/benchmark.py", "configs/quickstart.yaml", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: override 'model.nope=1': model.nope: ")
+    assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
     "mode",
     [
         [],
@@ -119,6 +144,29 @@ def test_step_time_alternates_two_checkouts():
     assert f"{ROOT}: train step best" in out
     assert "this checkout's median step: " in out
     assert "parameters differ" not in out  # the same initial weights on both sides
+
+
+def test_step_time_runs_the_other_checkouts_own_code(tmp_path):
+    """--ab-checkout imports the other checkout's package (in a process of its
+    own), not this one's a second time."""
+    checkout = tmp_path / "before"
+    shutil.copytree(ROOT / "seq2seq", checkout / "seq2seq")
+    mark = tmp_path / "imported"
+    with (checkout / "seq2seq" / "__init__.py").open("a", encoding="utf-8") as f:
+        f.write("\nimport os\nopen(os.environ['AB_MARK'], 'w').write(__file__)\n")
+    args = [*TINY, "--batches", "2", "--ab-checkout", str(checkout), "--rounds", "1"]
+    result = subprocess.run(
+        [sys.executable, "scripts/step_time.py", *args],
+        cwd=ROOT,
+        env=dict(os.environ, OMP_NUM_THREADS="1", AB_MARK=str(mark)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert mark.read_text() == str(checkout / "seq2seq" / "__init__.py")
+    assert f"{checkout}: train step best" in result.stdout
+    assert "parameters differ" not in result.stdout
 
 
 def test_train_ensemble_trains_members_that_decode_together(tmp_path):

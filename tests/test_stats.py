@@ -198,3 +198,47 @@ def test_format_table_has_a_row_per_split_and_side(
         ["test", "48", "en"],
     ]
     assert [row.split()[0] for row in rows[1::2]] == ["fr"] * 3
+
+
+@pytest.mark.parametrize(
+    ("tokenizer", "expected"),
+    [
+        (
+            {"model_type": "unigram"},  # joint, its target side restricted
+            [
+                "en: the joint model's {src} - 4 = {src_pieces}",
+                "fr: the {tgt} - 4 = {tgt_pieces} pieces the target side keeps "
+                "(tokenizer.restrict_target_vocab: those the target training text "
+                "uses, and every single character)",
+            ],
+        ),
+        (
+            {"restrict_target_vocab": False},
+            ["en, fr: the joint model's {src} - 4 = {src_pieces}"],
+        ),
+        (
+            {"joint": False},
+            [
+                "en: its own model's {src} - 4 = {src_pieces}",
+                "fr: its own model's {tgt} - 4 = {tgt_pieces}",
+            ],
+        ),
+    ],
+)
+def test_table_says_why_the_sides_count_pieces_out_of_different_totals(
+    tmp_path: Path, corpus: Path, tokenizer: dict, expected: list[str]
+) -> None:
+    cfg = _config(tmp_path, corpus)
+    cfg["tokenizer"].update(tokenizer)
+    stats = corpus_stats(from_dict(cfg))
+    src, tgt = stats.splits[0].source.vocab_pieces, stats.splits[0].target.vocab_pieces
+    lines = format_table(stats).splitlines()
+    at = lines.index(
+        "pieces used: distinct pieces that occur, of the side's vocabulary less its "
+        "4 special ids (pad, unk, bos, eos):"
+    )
+    sizes = {"src": src + 4, "src_pieces": src, "tgt": tgt + 4, "tgt_pieces": tgt}
+    assert lines[at + 1 : at + 1 + len(expected)] == [
+        "  " + line.format(**sizes) for line in expected
+    ]
+    assert f"of {src} (" in format_table(stats)

@@ -14,7 +14,7 @@ decided by the templates from the lexicon.
 
 Usage::
 
-    python scripts/make_quickstart_data.py [--out-dir data/quickstart]
+    python data/quickstart/generate.py [--out-dir data/quickstart]
 
 Writes ``train.tsv``, ``valid.tsv`` and ``test.tsv``: one ``english<TAB>french``
 pair per line, UTF-8, no header.
@@ -38,7 +38,7 @@ VALID_SIZE = 300
 TEST_SIZE = 300
 SPLIT_SEED = 0
 
-DEFAULT_OUT_DIR = Path(__file__).resolve().parent.parent / "data" / "quickstart"
+DEFAULT_OUT_DIR = Path(__file__).resolve().parent
 
 # Pairs that must land in the training split (the quickstart demo translates them).
 MUST_BE_IN_TRAIN: tuple[Pair, ...] = (
@@ -2168,7 +2168,7 @@ def main(argv: list[str] | None = None) -> None:
         "--out-dir",
         type=Path,
         default=DEFAULT_OUT_DIR,
-        help="output directory (default: data/quickstart next to this script)",
+        help="output directory (default: data/quickstart, this script's folder)",
     )
     args = parser.parse_args(argv)
     train, valid, test = split_corpus(build_corpus())
