@@ -8,8 +8,9 @@ model size)::
         model.encoder_hidden_size=512 model.tie_embeddings=false
 
 ``--ab-step-path`` instead alternates, in one process and on the same batches, the
-planned teacher-forced recurrence (``Attn.plan``) with the step-by-step one that
-decoding runs (``Decoder.rnn_step``), and prints the best and median step times.
+teacher-forced kernel that ``model.kernels`` picked (``seq2seq.kernels``) with the
+step-by-step recurrence that decoding runs (``Decoder.rnn_step``), and prints the
+best and median step times.
 
 ``--ab-override KEY=VALUE`` alternates, the same way, the config with and without
 the override (``model.dropout=0.1``).
@@ -45,7 +46,7 @@ from seq2seq.precision import autocast
 def step_by_step_recurrence(
     decoder: Decoder, embedded: torch.Tensor, enc
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """What ``Decoder._planned_recurrence`` computes, one ``rnn_step`` at a time."""
+    """What a teacher-forced kernel computes, one ``rnn_step`` at a time."""
     state = decoder.initial_state(enc.hidden)
     tops, contexts = [], []
     for step_input in embedded.unbind(1):
@@ -92,11 +93,14 @@ def report(times: dict[str, list[float]], rounds: int, batches: int) -> list[flo
 
 
 def ab_step_path(trainer, batches: list, rounds: int) -> None:
-    planned = Decoder._planned_recurrence
+    decoder = trainer.model.decoder
+    if decoder.input_feeding:
+        raise SystemExit("--ab-step-path: input feeding runs step by step already")
+    planned = decoder.recurrence
 
     def side(path):
         def run() -> int:
-            Decoder._planned_recurrence = path
+            decoder.recurrence = path
             return _train(trainer, batches)
 
         return run
@@ -105,7 +109,7 @@ def ab_step_path(trainer, batches: list, rounds: int) -> None:
     try:
         times = alternate(sides, rounds)
     finally:
-        Decoder._planned_recurrence = planned
+        decoder.recurrence = planned
     report(times, rounds, len(batches))
 
 

@@ -19,8 +19,6 @@ import yaml
 
 from seq2seq.errors import UserError
 
-ATTENTION_RULES = ("concat", "additive", "dot", "general", "scaled_dot")
-
 
 @dataclass(frozen=True)
 class CorpusConfig:
@@ -116,6 +114,11 @@ class ModelConfig:
     # the output projection shares the target embedding matrix (the attentional
     # vector then has embed_size)
     tie_embeddings: bool = False
+    # how the recurrences run: auto (the fast kernels of seq2seq/kernels/ where they
+    # apply to the model and device, chosen once when it is built) | reference
+    # (model.py's step-by-step math alone: slower, the same numbers up to rounding);
+    # checkpoints load under either
+    kernels: Literal["auto", "reference"] = "auto"
 
 
 @dataclass(frozen=True)

@@ -402,6 +402,7 @@ def load_model(
         cfg.data.max_src_len,
         tokenizer.src_vocab_size,
         tokenizer.tgt_vocab_size,
+        device,
     )
     model.load_state_dict(state["model"])
     model.to(device).eval()

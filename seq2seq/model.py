@@ -1,20 +1,28 @@
-"""GRU encoder, attention decoder (``Attn`` at every step) and the Seq2Seq model.
+"""GRU encoder, attention decoder (``Attn`` at every step), the loss, build_model.
+
+The reference math, top to bottom: :class:`Encoder`, :class:`Decoder` (one step,
+and teacher forcing as those steps in a loop), :class:`Seq2Seq` and
+:func:`sequence_loss`. Faster kernels for the two recurrences live in
+:mod:`seq2seq.kernels`; ``model.kernels: auto`` picks them once, when the model is
+built, and they compute the same numbers from the same parameters.
 
 Shapes use B = batch, S = source length, T = target length, V = vocabulary.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from seq2seq.attention import Attn, QueryPlan, autocast_weight
-from seq2seq.attention_gru import AttentionGRU
-from seq2seq.gru import StackedGRU
+from seq2seq.attention import Attn
+from seq2seq.kernels import DecoderKernel, EncoderKernel, Kernels, select_kernels
 from seq2seq.tokenizer import PAD_ID
+
+log = logging.getLogger(__name__)
 
 
 class EncoderOutput(NamedTuple):
@@ -63,8 +71,8 @@ class GRUCell(nn.GRUCell):
     """``nn.GRUCell`` (same parameters) whose matmuls follow autocast.
 
     torch's fused GRU cell always runs in fp32 under CPU autocast; here the two
-    matmuls run in the autocast dtype (bf16: ~2x faster) while the gates and the
-    hidden state stay fp32. forward: x (B, I), h (B, H) -> (B, H).
+    matmuls run in the autocast dtype while the gates and the hidden state stay
+    fp32. forward: x (B, I), h (B, H) -> (B, H).
     """
 
     def forward(
@@ -86,9 +94,9 @@ class GRUCell(nn.GRUCell):
 class Dropout(nn.Dropout):
     """``nn.Dropout`` whose CPU mask comes from ``torch.rand``.
 
-    On CPU ``bernoulli_`` (what ``nn.Dropout`` draws with) is 3x slower than a
-    uniform draw and a comparison; that was 6% of a training step. Elsewhere, and
-    in eval mode, this is ``nn.Dropout``.
+    On CPU ``bernoulli_`` (what ``nn.Dropout`` draws with) is slower than a
+    uniform draw and a comparison. Elsewhere, and in eval mode, this is
+    ``nn.Dropout``.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -117,6 +125,32 @@ class WordDropout(nn.Module):
 # nn.GRU's parameters of one layer and direction, by name prefix, in the order its
 # kernel (and StackedGRU) takes them
 _GRU_WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+# one layer: inputs per direction (B, S, I), nn.GRU's weights per direction, the
+# dtype to compute in, training -> states per direction (B, S, H)
+LayerRecurrence = Callable[
+    [list[torch.Tensor], list[list[torch.Tensor]], torch.dtype, bool],
+    list[torch.Tensor],
+]
+
+
+def gru_layer(
+    inputs: list[torch.Tensor],
+    weights: list[list[torch.Tensor]],
+    dtype: torch.dtype,
+    training: bool,
+) -> list[torch.Tensor]:
+    """One GRU layer, one direction at a time, through ``nn.GRU``'s own kernel:
+    inputs per direction (B, S, I), weights per direction (w_ih, w_hh, b_ih, b_hh)
+    -> states per direction (B, S, H), from a zero state, computed in ``dtype``.
+    (The ONNX exporter maps each of these calls onto an ONNX GRU op.)"""
+    states = []
+    for x, direction in zip(inputs, weights, strict=True):
+        h0 = x.new_zeros(1, x.size(0), direction[1].size(1))  # (1, B, H)
+        cast = [w.to(dtype) for w in direction]
+        # args: has_biases, num_layers, dropout, train, bidirectional, batch_first
+        out, _ = torch._VF.gru(x, h0, cast, True, 1, 0.0, training, False, True)
+        states.append(out)  # (B, S, H)
+    return states
 
 
 def _gather_steps(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -130,15 +164,11 @@ class Encoder(nn.Module):
     forward: src (B, S), src_lengths (B,) -> outputs (B, S, dirs * hidden),
     final hidden (layers * dirs, B, hidden). Padded positions of ``outputs`` are 0.
 
-    On CUDA this is ``nn.GRU`` over packed sequences (cuDNN runs them well). On
-    CPU the same parameters run one layer at a time over the padded batch, the
-    backward direction on each sentence reversed within its length, both directions
-    side by side in one :class:`~seq2seq.gru.StackedGRU` (one batched matmul per
-    step, weight gradients as one matmul over all steps) and, under autocast, in the
-    autocast dtype (``nn.GRU`` stays fp32 under CPU autocast): packed-sequence
-    results exactly. The GRU alone (batch 64, hidden 512, forward + backward):
-    packed fp32 145 ms, dense fp32 109 ms, dense bf16 58 ms; stacked bf16 is 11%
-    faster than dense bf16 over a whole encoder (README, Benchmarks).
+    The GRU keeps ``nn.GRU``'s parameters (and checkpoint keys); :meth:`gru` runs
+    them one layer and direction at a time over the padded batch, the backward
+    direction over each sentence reversed within its own length: the results of
+    ``nn.GRU`` over packed sequences, and in the autocast dtype under autocast.
+    ``recurrence`` (from :mod:`seq2seq.kernels`) replaces :meth:`gru` when given.
     """
 
     def __init__(
@@ -150,6 +180,7 @@ class Encoder(nn.Module):
         bidirectional: bool,
         dropout: float,
         word_dropout: float = 0.0,
+        recurrence: EncoderKernel | None = None,
     ) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=PAD_ID)
@@ -164,63 +195,27 @@ class Encoder(nn.Module):
             dropout=dropout if num_layers > 1 else 0.0,
         )
         self.output_size = hidden_size * (2 if bidirectional else 1)
-
-    def _direction(
-        self, x: torch.Tensor, layer: int, suffix: str, dtype: torch.dtype
-    ) -> torch.Tensor:
-        """One layer, one direction over x (B, S, I) through ``nn.GRU``'s own kernel
-        -> outputs (B, S, H). For the ONNX exporter, which maps this call onto an
-        ONNX GRU op and cannot trace :class:`StackedGRU`."""
-        weights = [
-            getattr(self.rnn, f"{name}_l{layer}{suffix}").to(dtype)
-            for name in _GRU_WEIGHTS
-        ]
-        h0 = x.new_zeros(1, x.size(0), self.rnn.hidden_size)
-        outputs, _ = torch._VF.gru(
-            x, h0, weights, True, 1, 0.0, self.training, False, True
-        )
-        return outputs
-
-    def _weights(self, layer: int, dtype: torch.dtype) -> list[torch.Tensor]:
-        """Layer ``layer``'s weights, its directions stacked, in ``dtype``:
-        w_ih (D, 3H, I), w_hh (D, 3H, H), b_ih (D, 3H), b_hh (D, 3H)."""
-        suffixes = ("", "_reverse") if self.rnn.bidirectional else ("",)
-        return [
-            torch.stack(
-                [getattr(self.rnn, f"{name}_l{layer}{suffix}") for suffix in suffixes]
-            ).to(dtype)
-            for name in _GRU_WEIGHTS
-        ]
+        self.recurrence = recurrence
 
     def forward(
         self, src: torch.Tensor, src_lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         embedded = self.dropout(self.word_dropout(self.embedding(src)))  # (B, S, E)
-        if src.is_cuda:
-            outputs, hidden = self.packed(embedded, src_lengths)
+        if self.recurrence is None:
+            outputs, hidden = self.gru(embedded, src_lengths)
         else:
-            outputs, hidden = self.per_direction(embedded, src_lengths)
+            outputs, hidden = self.recurrence(self, embedded, src_lengths)
         return self.dropout(outputs), hidden
 
-    def packed(
-        self, embedded: torch.Tensor, src_lengths: torch.Tensor
+    def gru(
+        self,
+        embedded: torch.Tensor,
+        src_lengths: torch.Tensor,
+        run_layer: LayerRecurrence = gru_layer,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``nn.GRU`` over packed sequences: embedded (B, S, E) -> outputs
-        (B, S, dirs * H) (0 on padding), final hidden (layers * dirs, B, H)."""
-        packed = pack_padded_sequence(
-            embedded, src_lengths.cpu(), batch_first=True, enforce_sorted=False
-        )
-        packed_out, hidden = self.rnn(packed)
-        outputs, _ = pad_packed_sequence(
-            packed_out, batch_first=True, total_length=embedded.size(1)
-        )
-        return outputs, hidden
-
-    def per_direction(
-        self, embedded: torch.Tensor, src_lengths: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """What :meth:`packed` computes, one layer and direction at a time over
-        the padded batch (see the class docstring)."""
+        """The GRU over embedded (B, S, E) -> outputs (B, S, dirs * H) (0 on
+        padding), final hidden (layers * dirs, B, H). ``run_layer`` computes one
+        layer's directions (:func:`gru_layer`, or a kernel's)."""
         device = embedded.device
         dtype = (
             torch.get_autocast_dtype(device.type)
@@ -234,6 +229,7 @@ class Encoder(nn.Module):
         rows = torch.arange(embedded.size(0), device=device)
         # Reverses each row's real positions, padding in place; its own inverse.
         reverse = torch.where(positions <= last, last - positions, positions)
+        suffixes = ("", "_reverse") if self.rnn.bidirectional else ("",)
         layer_input = embedded.to(dtype)
         finals = []
         for layer in range(self.rnn.num_layers):
@@ -242,18 +238,13 @@ class Encoder(nn.Module):
             inputs = [layer_input]
             if self.rnn.bidirectional:
                 inputs.append(_gather_steps(layer_input, reverse))
+            weights = [
+                [getattr(self.rnn, f"{name}_l{layer}{suffix}") for name in _GRU_WEIGHTS]
+                for suffix in suffixes
+            ]
             # per direction (B, S, H); row b's states past its length are junk,
             # never read
-            if torch.jit.is_tracing():
-                states = [
-                    self._direction(x, layer, suffix, dtype)
-                    for x, suffix in zip(inputs, ("", "_reverse"), strict=False)
-                ]
-            else:
-                stacked = StackedGRU.apply(
-                    torch.stack(inputs), *self._weights(layer, dtype)
-                )  # (D, S, B, H)
-                states = [s.transpose(0, 1) for s in stacked.unbind(0)]
+            states = run_layer(inputs, weights, dtype, self.training)
             forward = states[0]
             outputs = [forward]
             finals.append(forward[rows, last[:, 0]])  # (B, H)
@@ -266,13 +257,17 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Attention decoder. One step::
+    """Attention decoder. One step (:meth:`step`), in the seed's ``Attn(Q, K, V)``
+    order and the field's names::
 
-    Q = embedded previous token (with input feeding: [embedded; previous a])
-    output, weights = Attn(Q, K=top hidden state, V=encoder outputs)
+    inputs = embedded previous token (input feeding: [embedded; previous a])
+    output, weights = Attn(inputs, query=top hidden state, values=encoder outputs)
     h = GRU(relu(output), h)
     a = tanh(Linear([h_top; context; embedded]))     # the attentional vector
     logits = Linear(dropout(a))                      # tied: target embeddingᵀ
+
+    ``recurrence`` (from :mod:`seq2seq.kernels`) replaces the teacher-forced loop
+    of :meth:`rnn_step` when given (never with input feeding).
     """
 
     def __init__(
@@ -288,8 +283,11 @@ class Decoder(nn.Module):
         input_feeding: bool = False,
         tie_embeddings: bool = False,
         word_dropout: float = 0.0,
+        recurrence: DecoderKernel | None = None,
     ) -> None:
         super().__init__()
+        if recurrence is not None and input_feeding:
+            raise ValueError("a teacher-forced kernel cannot run with input feeding")
         self.num_layers = num_layers
         self.hidden_size = hidden_size
         self.input_feeding = input_feeding
@@ -304,7 +302,7 @@ class Decoder(nn.Module):
             value_size2=context_size,
             output_size=hidden_size,
             rule=attention,
-        )
+        )  # the seed's names: query_size is the inputs', key_size the query's
         self.cells = nn.ModuleList(
             GRUCell(hidden_size, hidden_size) for _ in range(num_layers)
         )
@@ -314,6 +312,7 @@ class Decoder(nn.Module):
         self.output = nn.Linear(self.attentional_size, vocab_size)
         if tie_embeddings:
             self.output.weight = self.embedding.weight
+        self.recurrence = recurrence
 
     def initial_state(self, hidden: torch.Tensor) -> DecoderState:
         """The state before the first step, from the bridge's hidden (layers, B, H)."""
@@ -321,6 +320,28 @@ class Decoder(nn.Module):
         if self.input_feeding:
             feed = hidden.new_zeros(hidden.size(1), self.attentional_size)
         return DecoderState(hidden, feed)
+
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Input tokens (...) -> embeddings (..., E), word dropout and dropout on."""
+        return self.dropout(self.word_dropout(self.embedding(tokens)))
+
+    def gru_layers(
+        self,
+        layer_input: torch.Tensor,
+        hidden: Sequence[torch.Tensor],
+        first_gates: torch.Tensor | None = None,
+    ) -> list[torch.Tensor]:
+        """The GRU stack for one step: layer_input (B, H), hidden per layer (B, H)
+        -> the new hidden per layer (B, H), dropout between layers. ``first_gates``:
+        the first layer's hidden gates ``h · W_hhᵀ + b_hh`` (B, 3H) if computed
+        already."""
+        new_hidden = []
+        for layer, cell in enumerate(self.cells):
+            gates = first_gates if layer == 0 else None
+            h = cell(layer_input, hidden[layer], gates)  # (B, H)
+            new_hidden.append(h)
+            layer_input = self.dropout(h) if layer + 1 < self.num_layers else h
+        return new_hidden
 
     def rnn_step(
         self, embedded: torch.Tensor, state: DecoderState, enc: EncoderOutput
@@ -330,17 +351,13 @@ class Decoder(nn.Module):
         embedded (B, E) -> top output (B, H), new hidden (layers, B, H),
         context (B, C), attention weights (B, S).
         """
-        query = embedded if state.feed is None else torch.cat((embedded, state.feed), 1)
-        att = self.attention.attend(
-            query, state.hidden[-1], enc.outputs, enc.mask, enc.keys
-        )
-        layer_input = torch.relu(att.output)  # (B, H)
-        new_hidden = []
-        for layer, cell in enumerate(self.cells):
-            h = cell(layer_input, state.hidden[layer])  # (B, H)
-            new_hidden.append(h)
-            layer_input = self.dropout(h) if layer + 1 < self.num_layers else h
-        return layer_input, torch.stack(new_hidden), att.context, att.weights
+        inputs = embedded  # (B, E); with input feeding (B, E + P)
+        if state.feed is not None:
+            inputs = torch.cat((embedded, state.feed), 1)
+        query = state.hidden[-1]  # (B, H) the top layer's state
+        att = self.attention.attend(inputs, query, enc.outputs, enc.mask, enc.keys)
+        new_hidden = self.gru_layers(torch.relu(att.output), state.hidden)
+        return new_hidden[-1], torch.stack(new_hidden), att.context, att.weights
 
     def attentional(
         self, top: torch.Tensor, context: torch.Tensor, embedded: torch.Tensor
@@ -351,10 +368,6 @@ class Decoder(nn.Module):
     def logits(self, attentional: torch.Tensor) -> torch.Tensor:
         """(..., P) -> (..., V)."""
         return self.output(self.dropout(attentional))
-
-    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Input tokens (...) -> embeddings (..., E), word dropout and dropout on."""
-        return self.dropout(self.word_dropout(self.embedding(tokens)))
 
     def step(
         self, prev_tokens: torch.Tensor, state: DecoderState, enc: EncoderOutput
@@ -371,99 +384,20 @@ class Decoder(nn.Module):
     ) -> torch.Tensor:
         """Run the recurrence on gold inputs: tgt_in (B, T) -> attentional (B, T, P)."""
         embedded = self.embed(tgt_in)  # (B, T, E)
-        if self.input_feeding:
-            state = self.initial_state(enc.hidden)
-            outputs = []
-            # unbind: one backward op for all steps (slicing would zero-fill a
-            # (B, T, E) gradient at every step).
-            for step_input in embedded.unbind(1):
-                top, hidden, context, _ = self.rnn_step(step_input, state, enc)
-                attentional = self.attentional(top, context, step_input)  # (B, P)
-                outputs.append(attentional)
-                state = DecoderState(hidden, attentional)
-            return torch.stack(outputs, 1)
-        # Without input feeding the queries are known in advance, and the
-        # attentional layer runs once over all steps.
-        tops, contexts = self._planned_recurrence(embedded, enc)
-        return self.attentional(tops, contexts, embedded)
-
-    def _planned_recurrence(
-        self, embedded: torch.Tensor, enc: EncoderOutput
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`rnn_step` over all steps of embedded (B, T, E), queries known.
-
-        -> top outputs (B, T, H), contexts (B, T, C): the numbers of the step
-        loop, with the queries' share of the attention layers computed for all
-        steps at once (:meth:`Attn.plan`). With one layer, one matmul of the
-        previous hidden state gives both its share of the attention score and the
-        GRU's hidden gates.
-        """
-        plan = self.attention.plan(embedded)
-        padding = ~enc.mask
-        hidden = list(enc.hidden.unbind(0))  # layers x (B, H)
-        first = self.cells[0]
-        fused = None
-        if self.num_layers == 1 and plan.key_weight is not None:
-            split = [plan.key_weight.size(0), first.weight_hh.size(0)]  # A, 3H
-            fused = (
-                torch.cat((plan.key_weight, autocast_weight(first.weight_hh))),
-                autocast_weight(
-                    torch.cat((first.bias_hh.new_zeros(split[0]), first.bias_hh))
-                ),
-            )  # weight (A + 3H, H), bias (A + 3H,): the score layer has no K bias
-        if (
-            fused is not None
-            and self.attention.rule == "additive"
-            and embedded.device.type == "cpu"
-            and not torch.jit.is_tracing()
-        ):
-            return self._attention_gru(plan, fused, enc, padding)
-        plan = plan.per_step()
-        tops, contexts = [], []
-        for step in range(len(plan.output)):
-            key = hidden[-1]
-            key_score = gates = None
-            if fused is not None:
-                # (B, A), (B, 3H); split: one backward op (slices would zero-fill)
-                key_score, gates = nn.functional.linear(key, *fused).split(split, 1)
-            att = self.attention.attend_planned(
-                plan, step, key, enc.outputs, padding, enc.keys, key_score
-            )
-            layer_input = torch.relu(att.output)  # (B, H)
-            for layer, cell in enumerate(self.cells):
-                h = cell(layer_input, hidden[layer], gates if layer == 0 else None)
-                hidden[layer] = h
-                layer_input = self.dropout(h) if layer + 1 < self.num_layers else h
-            tops.append(layer_input)
-            contexts.append(att.context)
-        return torch.stack(tops, 1), torch.stack(contexts, 1)
-
-    def _attention_gru(
-        self,
-        plan: QueryPlan,
-        fused: tuple[torch.Tensor, torch.Tensor],
-        enc: EncoderOutput,
-        padding: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`_planned_recurrence` for one layer and additive attention, as one
-        :class:`AttentionGRU` (hand-written backward; CPU, where it was measured)."""
-        dtype = fused[0].dtype
-        cell = self.cells[0]
-        states, contexts = AttentionGRU.apply(
-            enc.hidden[0].float(),
-            plan.score.to(dtype),  # (B, T, A)
-            plan.output.to(dtype),  # (B, T, H)
-            enc.keys.to(dtype),
-            enc.outputs.to(dtype),
-            padding,
-            *fused,
-            # the weights: cast like fused's, by autocast_weight, to its dtype
-            autocast_weight(self.attention.attn.energy.weight)[0],
-            plan.context_weight,
-            autocast_weight(cell.weight_ih),
-            autocast_weight(cell.bias_ih),
-        )
-        return states.transpose(0, 1), contexts.transpose(0, 1)
+        if self.recurrence is not None:
+            # (B, T, H), (B, T, C)
+            tops, contexts = self.recurrence(self, embedded, enc)
+            return self.attentional(tops, contexts, embedded)
+        state = self.initial_state(enc.hidden)
+        outputs = []
+        # unbind: one backward op for all steps (slicing would zero-fill a
+        # (B, T, E) gradient at every step).
+        for step_input in embedded.unbind(1):
+            top, hidden, context, _ = self.rnn_step(step_input, state, enc)
+            attentional = self.attentional(top, context, step_input)  # (B, P)
+            outputs.append(attentional)
+            state = DecoderState(hidden, attentional if self.input_feeding else None)
+        return torch.stack(outputs, 1)
 
     def forward(
         self,
@@ -496,7 +430,13 @@ class Decoder(nn.Module):
 
 
 class Seq2Seq(nn.Module):
-    """Encoder, bridge to the decoder's initial state, attention decoder."""
+    """Encoder, bridge to the decoder's initial state, attention decoder.
+
+    ``kernels``: ``reference`` runs this module's recurrences; ``auto`` the fast
+    ones of :mod:`seq2seq.kernels` that apply to this model on ``kernel_device``
+    (where it will run; the parameters are created on CPU either way). The choice,
+    with its reason, is ``self.kernels``; it changes no parameter.
+    """
 
     def __init__(
         self,
@@ -514,9 +454,18 @@ class Seq2Seq(nn.Module):
         input_feeding: bool = False,
         tie_embeddings: bool = False,
         word_dropout: float = 0.0,
+        kernels: str = "auto",
+        kernel_device: torch.device | str = "cpu",
     ) -> None:
         super().__init__()
         self.max_src_len = max_src_len
+        self.kernels: Kernels = select_kernels(
+            kernels,
+            kernel_device,
+            attention=attention,
+            decoder_layers=decoder_layers,
+            input_feeding=input_feeding,
+        )
         self.encoder = Encoder(
             src_vocab_size,
             embed_size,
@@ -525,6 +474,7 @@ class Seq2Seq(nn.Module):
             bidirectional,
             dropout,
             word_dropout,
+            self.kernels.encoder,
         )
         self.directions = 2 if bidirectional else 1
         self.decoder = Decoder(
@@ -539,6 +489,7 @@ class Seq2Seq(nn.Module):
             input_feeding,
             tie_embeddings,
             word_dropout,
+            self.kernels.decoder,
         )
         self.bridge = nn.Linear(
             self.encoder.output_size, decoder_layers * decoder_hidden_size
@@ -606,7 +557,7 @@ def sequence_loss(
     """Summed cross-entropy over non-PAD targets: logits (..., V), targets (...).
 
     bf16 logits stay bf16: autocast would upcast them to an fp32 copy, but
-    log-softmax accumulates in fp32 internally and runs 5x faster on bf16 input.
+    log-softmax accumulates in fp32 internally and runs faster on bf16 input.
     fp16 logits (CUDA autocast) are upcast: label smoothing sums log-probabilities
     over the whole vocabulary, past fp16's 65504 for vocabularies of a few thousand.
     The sum is taken in fp32.
@@ -624,9 +575,17 @@ def sequence_loss(
     return per_token.float().sum()
 
 
-def build_model(model_cfg, max_src_len: int, src_vocab: int, tgt_vocab: int) -> Seq2Seq:
-    """Map a :class:`~seq2seq.config.ModelConfig` to a :class:`Seq2Seq`."""
-    return Seq2Seq(
+def build_model(
+    model_cfg,
+    max_src_len: int,
+    src_vocab: int,
+    tgt_vocab: int,
+    device: torch.device | str = "cpu",
+) -> Seq2Seq:
+    """Map a :class:`~seq2seq.config.ModelConfig` to a :class:`Seq2Seq` (on CPU)
+    whose kernels suit ``device``; logs the kernels chosen (debug level; the
+    trainer reports them at the start of a run)."""
+    model = Seq2Seq(
         src_vocab_size=src_vocab,
         tgt_vocab_size=tgt_vocab,
         embed_size=model_cfg.embed_size,
@@ -641,7 +600,11 @@ def build_model(model_cfg, max_src_len: int, src_vocab: int, tgt_vocab: int) -> 
         input_feeding=model_cfg.input_feeding,
         tie_embeddings=model_cfg.tie_embeddings,
         word_dropout=model_cfg.word_dropout,
+        kernels=model_cfg.kernels,
+        kernel_device=device,
     )
+    log.debug("model.kernels: %s", model.kernels.reason)
+    return model
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 # Config sections whose change makes a checkpoint's weights unusable.
 SHAPE_KEYS = ("model", "tokenizer", "data.max_src_len")
+NOT_SHAPE_KEYS = ("model.kernels",)  # how the model runs, not what it holds
 
 
 @dataclass
@@ -211,6 +212,7 @@ class Trainer:
             cfg.data.max_src_len,
             self.tokenizer.src_vocab_size,
             self.tokenizer.tgt_vocab_size,
+            self.device,
         ).to(self.device)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(),
@@ -273,6 +275,8 @@ class Trainer:
         new = to_dict(cfg)
         changes = _changed(saved, new)
         for path, old, value in changes:
+            if path in NOT_SHAPE_KEYS:
+                continue
             if any(path == key or path.startswith(key + ".") for key in SHAPE_KEYS):
                 raise UserError(
                     f"--resume: {path} changed from {old!r} to {value!r}; "
@@ -505,6 +509,7 @@ class Trainer:
             len(self.train_data),
             len(self.valid_data),
         )
+        log.info("model.kernels: %s", self.model.kernels.reason)
         previous_handlers = self._install_signal_handlers()
         try:
             self._loop()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import typing
+
 import pytest
 import torch
 
 from seq2seq.attention import RULES, Attn
+from seq2seq.config import ModelConfig
 
 
 def test_seed_tutorial_call_runs_unchanged():
@@ -123,3 +126,19 @@ def test_dot_rules_need_matching_sizes():
 def test_unknown_rule_is_an_error():
     with pytest.raises(ValueError, match="unknown attention rule"):
         Attn(8, 12, 10, 12, 6, rule="cosine")
+
+
+def test_the_config_offers_every_rule():
+    assert typing.get_args(typing.get_type_hints(ModelConfig)["attention"]) == RULES
+
+
+def test_keyword_names_follow_the_field():
+    """inputs (the seed's Q), query (its K: the decoder state), values (its V)."""
+    attn = _make("general")
+    V, mask = _batch([3, 2], 3)
+    Q, K = torch.randn(2, 8), torch.randn(2, 12)
+    by_name = attn(inputs=Q, query=K, values=V, mask=mask)
+    torch.testing.assert_close(by_name, attn(Q, K, V, mask))
+    keys = attn.prepare(V)  # (B, L, 12): the values projected
+    scores = torch.bmm(keys, K.unsqueeze(2)).squeeze(2).masked_fill(~mask, -torch.inf)
+    torch.testing.assert_close(by_name[1], torch.softmax(scores, 1))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seq2seq.attention_gru import AttentionGRU
+from seq2seq.kernels.attention_gru import AttentionGRU
 from seq2seq.model import Seq2Seq
 
 T, B, S, A, C, H = 3, 2, 4, 5, 6, 7
@@ -110,18 +110,30 @@ def test_bf16_stays_close_to_fp32():
 
 
 @pytest.mark.parametrize(
-    ("rule", "layers", "used"),
-    [("additive", 1, True), ("additive", 2, False), ("general", 1, False)],
+    ("rule", "layers", "kernels", "used"),
+    [
+        ("additive", 1, "auto", True),
+        ("additive", 1, "reference", False),
+        ("additive", 2, "auto", False),
+        ("general", 1, "auto", False),
+    ],
 )
 def test_the_decoder_runs_it_for_one_layer_and_additive_attention(
-    rule, layers, used, monkeypatch
+    rule, layers, kernels, used, monkeypatch
 ):
     calls = []
     apply = AttentionGRU.apply
     monkeypatch.setattr(AttentionGRU, "apply", lambda *a: calls.append(1) or apply(*a))
     torch.manual_seed(0)
     model = Seq2Seq(
-        20, 22, 8, 6, decoder_hidden_size=12, decoder_layers=layers, attention=rule
+        20,
+        22,
+        8,
+        6,
+        decoder_hidden_size=12,
+        decoder_layers=layers,
+        attention=rule,
+        kernels=kernels,
     )
     src = torch.tensor([[5, 6, 2], [7, 2, 0]])
     tgt = torch.tensor([[1, 3, 2], [1, 2, 0]])

@@ -99,7 +99,13 @@ def test_cuda_planned_teacher_forcing_matches_the_step_path(rule, amp):
     results = []
     for planned in (True, False):
         model = (
-            _model(rule, embed_size=32, encoder_hidden_size=32, decoder_hidden_size=64)
+            _model(
+                rule,
+                embed_size=32,
+                encoder_hidden_size=32,
+                decoder_hidden_size=64,
+                kernel_device="cuda",  # the kernels auto picks for CUDA
+            )
             .to(CUDA)
             .train()
         )  # cuDNN runs the backward in training mode only; dropout 0

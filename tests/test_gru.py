@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seq2seq.gru import StackedGRU
+from seq2seq.kernels.gru import StackedGRU
 
 
 def _inputs(dtype, D=2, B=3, S=5, In=4, H=6):

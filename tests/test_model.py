@@ -1,4 +1,5 @@
-"""Encoder packing, decoder step shapes, teacher forcing, and a tiny overfit run."""
+"""Encoder packing, decoder step shapes, teacher forcing, and a tiny overfit run,
+under both ``model.kernels`` settings."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import torch
 
 from seq2seq.attention import RULES
 from seq2seq.data import collate
+from seq2seq.kernels import CHOICES as KERNELS
+from seq2seq.kernels.encoder import packed_encoder
 from seq2seq.model import Dropout, Seq2Seq, WordDropout, sequence_loss
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 
-def _model(rule: str = "additive", **kwargs) -> Seq2Seq:
+def _model(rule: str = "additive", kernels: str = "auto", **kwargs) -> Seq2Seq:
     torch.manual_seed(0)
     sizes = dict(
         embed_size=8,
@@ -21,11 +24,12 @@ def _model(rule: str = "additive", **kwargs) -> Seq2Seq:
         dropout=0.0,
     )
     sizes.update(kwargs)
-    return Seq2Seq(20, 22, attention=rule, **sizes).eval()
+    return Seq2Seq(20, 22, attention=rule, kernels=kernels, **sizes).eval()
 
 
-def test_encoder_output_does_not_depend_on_padding_or_batch_mates():
-    model = _model(encoder_layers=2)
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_encoder_output_does_not_depend_on_padding_or_batch_mates(kernels):
+    model = _model(kernels=kernels, encoder_layers=2)
     sentences = [[5, 6, 7, EOS_ID], [8, 9, EOS_ID], [4, 5, 6, 7, 8, 9, EOS_ID]]
     batch = collate(sentences, None, [0, 1, 2])
     together, hidden_together = model.encoder(batch.src, batch.src_lengths)
@@ -38,19 +42,21 @@ def test_encoder_output_does_not_depend_on_padding_or_batch_mates():
         assert torch.all(together[row, n:] == 0.0)  # padding gives zero outputs
 
 
+@pytest.mark.parametrize("kernels", KERNELS)
 @pytest.mark.parametrize("layers,bidirectional", [(1, True), (2, True), (2, False)])
-def test_encoder_matches_nn_gru_over_packed_sequences(layers, bidirectional):
-    """The CPU path (a dense GRU per direction) gives the CUDA path's nn.GRU
-    outputs over packed sequences, its final states and its gradients."""
-    model = _model(encoder_layers=layers, bidirectional=bidirectional)
+def test_encoder_matches_nn_gru_over_packed_sequences(kernels, layers, bidirectional):
+    """The encoder on CPU (the reference's dense GRU per direction, or the
+    directions stacked) gives the CUDA kernel's nn.GRU outputs over packed
+    sequences, its final states and its gradients."""
+    model = _model(kernels=kernels, encoder_layers=layers, bidirectional=bidirectional)
     encoder = model.encoder
     sentences = [[5, 6, 7, EOS_ID], [8, 9, EOS_ID], [4, 5, 6, 7, 8, 9, EOS_ID], [3]]
     batch = collate(sentences, None, [0, 1, 2, 3])
     outputs, final = encoder(batch.src, batch.src_lengths)
 
-    # the CUDA path: nn.GRU over packed sequences
-    ref_outputs, ref_final = encoder.packed(
-        encoder.embedding(batch.src), batch.src_lengths
+    # the CUDA kernel: nn.GRU over packed sequences
+    ref_outputs, ref_final = packed_encoder(
+        encoder, encoder.embedding(batch.src), batch.src_lengths
     )
     torch.testing.assert_close(outputs, ref_outputs)
     torch.testing.assert_close(final, ref_final)
@@ -65,19 +71,23 @@ def test_encoder_matches_nn_gru_over_packed_sequences(layers, bidirectional):
 
 
 def test_encoder_path_for_the_onnx_exporter_gives_the_same_outputs(monkeypatch):
-    """Under tracing (the ONNX exporter) the encoder runs nn.GRU's kernel per
-    direction instead of StackedGRU; both give the same numbers."""
+    """Under tracing (the ONNX exporter) the auto encoder runs the reference, nn.GRU's
+    kernel per direction, instead of StackedGRU; both give the same numbers."""
+    from seq2seq.kernels.gru import StackedGRU
+
     model = _model(encoder_layers=2)
     batch = collate([[5, 6, 7, EOS_ID], [8, 9, EOS_ID], [3]], None, [0, 1, 2])
     outputs, final = model.encoder(batch.src, batch.src_lengths)
     monkeypatch.setattr(torch.jit, "is_tracing", lambda: True)
+    monkeypatch.setattr(StackedGRU, "apply", None)  # a call would fail
     traced_outputs, traced_final = model.encoder(batch.src, batch.src_lengths)
     torch.testing.assert_close(traced_outputs, outputs)
     torch.testing.assert_close(traced_final, final)
 
 
-def test_encoder_runs_in_the_autocast_dtype():
-    model = _model()
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_encoder_runs_in_the_autocast_dtype(kernels):
+    model = _model(kernels=kernels)
     batch = collate([[5, 6, 7, EOS_ID], [8, EOS_ID]], None, [0, 1])
     with torch.autocast("cpu", dtype=torch.bfloat16):
         outputs, final = model.encoder(batch.src, batch.src_lengths)
@@ -130,11 +140,12 @@ def test_word_dropout_reaches_source_and_target_inputs_in_training_only():
     torch.testing.assert_close(model.decoder.embed(src), model.decoder.embedding(src))
 
 
+@pytest.mark.parametrize("kernels", KERNELS)
 @pytest.mark.parametrize("rule", RULES)
 @pytest.mark.parametrize("layers", [1, 2])
 @pytest.mark.parametrize("feeding", [False, True])
-def test_decoder_step_shapes(rule, layers, feeding):
-    model = _model(rule, decoder_layers=layers, input_feeding=feeding)
+def test_decoder_step_shapes(kernels, rule, layers, feeding):
+    model = _model(rule, kernels, decoder_layers=layers, input_feeding=feeding)
     batch = collate([[5, 6, EOS_ID], [7, EOS_ID]], None, [0, 1])
     enc = model.encode(batch.src, batch.src_lengths)
     assert enc.outputs.shape == (2, 3, 12)
@@ -170,26 +181,29 @@ def _two_pairs():
     )
 
 
+@pytest.mark.parametrize("kernels", KERNELS)
 @pytest.mark.parametrize("feeding", [False, True])
 @pytest.mark.parametrize("tied", [False, True])
-def test_teacher_forced_forward_equals_step_by_step(feeding, tied):
-    model = _model(input_feeding=feeding, tie_embeddings=tied)
+def test_teacher_forced_forward_equals_step_by_step(kernels, feeding, tied):
+    model = _model(kernels=kernels, input_feeding=feeding, tie_embeddings=tied)
     batch = _two_pairs()
     logits = model(batch.src, batch.src_lengths, batch.tgt_in)
     torch.testing.assert_close(logits, _step_by_step_logits(model, batch))
 
 
+@pytest.mark.parametrize("kernels", KERNELS)
 @pytest.mark.parametrize("rule", RULES)
 @pytest.mark.parametrize("layers", [1, 2])
 def test_planned_teacher_forcing_gives_the_step_paths_logits_and_gradients(
-    rule, layers
+    kernels, rule, layers
 ):
-    """Teacher forcing precomputes the queries' share of attention (and, with one
-    layer, fuses the hidden state's two products): same logits, same gradients."""
+    """Teacher forcing (auto: the inputs' share of attention planned for all steps
+    and, with one layer, the hidden state's two products fused) gives the step
+    path's logits and gradients."""
     batch = _two_pairs()
     grads = []
     for planned in (True, False):
-        model = _model(rule, decoder_layers=layers)
+        model = _model(rule, kernels=kernels, decoder_layers=layers)
         if planned:
             logits = model(batch.src, batch.src_lengths, batch.tgt_in)
         else:
@@ -206,8 +220,13 @@ def test_planned_teacher_forcing_gives_the_step_paths_logits_and_gradients(
         torch.testing.assert_close(grad, grads[1][name], msg=name)
 
 
-def test_planned_teacher_forcing_under_bf16_autocast_stays_close_to_the_step_path():
-    model = _model(embed_size=32, encoder_hidden_size=32, decoder_hidden_size=64)
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_planned_teacher_forcing_under_bf16_autocast_stays_close_to_the_step_path(
+    kernels,
+):
+    model = _model(
+        kernels=kernels, embed_size=32, encoder_hidden_size=32, decoder_hidden_size=64
+    )
     batch = _two_pairs()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         planned = model(batch.src, batch.src_lengths, batch.tgt_in).float()
@@ -224,8 +243,9 @@ def test_tied_embeddings_share_one_matrix():
     assert params(model) < params(untied)
 
 
-def test_teacher_forcing_below_one_feeds_predictions():
-    model = _model()
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_teacher_forcing_below_one_feeds_predictions(kernels):
+    model = _model(kernels=kernels)
     batch = collate([[5, 6, EOS_ID]], [[BOS_ID, 3, 9, 10, EOS_ID]], [0])
     gold = model(batch.src, batch.src_lengths, batch.tgt_in, teacher_forcing=1.0)
     free = model(batch.src, batch.src_lengths, batch.tgt_in, teacher_forcing=0.0)
@@ -235,8 +255,9 @@ def test_teacher_forcing_below_one_feeds_predictions():
     assert not torch.allclose(free[:, 1:], gold[:, 1:])
 
 
+@pytest.mark.parametrize("kernels", KERNELS)
 @pytest.mark.parametrize("rule", RULES)
-def test_training_drives_loss_near_zero_on_a_handful_of_pairs(rule):
+def test_training_drives_loss_near_zero_on_a_handful_of_pairs(kernels, rule):
     torch.manual_seed(0)
     model = Seq2Seq(
         16,
@@ -247,6 +268,7 @@ def test_training_drives_loss_near_zero_on_a_handful_of_pairs(rule):
         max_src_len=8,
         attention=rule,
         dropout=0.0,
+        kernels=kernels,
     )
     pairs = [
         ([4, 5, 6], [7, 8]),
@@ -274,8 +296,9 @@ def test_training_drives_loss_near_zero_on_a_handful_of_pairs(rule):
     assert loss.item() < 0.02
 
 
-def test_loss_on_real_positions_equals_loss_over_all_logits():
-    model = _model()
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_loss_on_real_positions_equals_loss_over_all_logits(kernels):
+    model = _model(kernels=kernels)
     batch = collate(
         [[5, 6, EOS_ID], [7, EOS_ID]],
         [[BOS_ID, 3, 9, 4, EOS_ID], [BOS_ID, 4, EOS_ID]],

@@ -30,6 +30,7 @@ def copy_model(device: str = "cpu") -> Seq2Seq:
         decoder_hidden_size=32,
         max_src_len=10,
         dropout=0.0,
+        kernel_device=device,
     ).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
     batch = collate(SOURCES, [[BOS_ID, *s] for s in SOURCES], list(range(5)))

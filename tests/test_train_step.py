@@ -12,9 +12,17 @@ from seq2seq.train import Trainer
 from tests.conftest import tiny_config
 
 
+@pytest.mark.parametrize("kernels", ["auto", "reference"])
 @pytest.mark.parametrize("max_norm", [0.05, 1e3])  # clipped, and not
-def test_clipping_inside_adam_equals_clip_grad_norm(tmp_path, tiny_tsv, max_norm):
-    cfg = tiny_config(tmp_path, tiny_tsv, train={"clip_grad_norm": max_norm})
+def test_clipping_inside_adam_equals_clip_grad_norm(
+    tmp_path, tiny_tsv, max_norm, kernels
+):
+    cfg = tiny_config(
+        tmp_path,
+        tiny_tsv,
+        train={"clip_grad_norm": max_norm},
+        model={"kernels": kernels},
+    )
     trainer = Trainer(from_dict(cfg, "test"), progress=False)
     batch = trainer.batches.batch(trainer.batches.epoch_batches(0)[0])
     model = copy.deepcopy(trainer.model)

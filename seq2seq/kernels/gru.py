@@ -19,6 +19,7 @@ The gates follow ``nn.GRU``::
 from __future__ import annotations
 
 import torch
+from torch.autograd.function import once_differentiable
 
 
 def gate_slopes(
@@ -69,6 +70,7 @@ class StackedGRU(torch.autograd.Function):
         return hs[:, 1:]
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad):
         x, w_ih, w_hh, hs, rz, n, ghn = ctx.saved_tensors
         D, S, B, H = n.shape

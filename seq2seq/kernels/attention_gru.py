@@ -1,20 +1,20 @@
 """The teacher-forced decoder recurrence (additive attention, one GRU layer) with a
 hand-written backward.
 
-:meth:`Decoder._planned_recurrence` runs, at every target step, the additive
-attention over the source and a GRU cell. Under autograd each step's backward
-makes its own small weight-gradient matmuls (64 rows: a batch) and its own
-bookkeeping; that backward was about two thirds of the recurrence's time.
-:class:`AttentionGRU` runs the same numbers as one autograd Function: the backward
-loop carries only what flows through the hidden state from step to step, and every
-weight's gradient is one matmul over all steps at the end.
+:func:`seq2seq.kernels.decoder.planned_recurrence` runs, at every target step, the
+additive attention over the source and a GRU cell. Under autograd each step's
+backward makes its own small weight-gradient matmuls (one batch of rows) and its own
+bookkeeping, and that backward dominated the recurrence's time. :class:`AttentionGRU`
+runs the same numbers as one autograd Function: the backward loop carries only what
+flows through the hidden state from step to step, and every weight's gradient is one
+matmul over all steps at the end.
 
 Shapes: T = target steps, B = batch, S = source positions, A = attention hidden
 size, C = context (encoder output) size, H = decoder hidden size. One step, from
-the hidden state h (the queries' share of the layers is planned, see
-:meth:`Attn.plan`)::
+the hidden state h, the attention's query (the decoder inputs' share of the layers
+is planned, see :func:`seq2seq.kernels.decoder.plan_inputs`)::
 
-    k, g_h = split(h W_fᵀ + b_f)            # W_f = [K's score weight; W_hh]
+    k, g_h = split(h W_fᵀ + b_f)            # W_f = [the query's score weight; W_hh]
     s = 2 v · sigmoid(keys + 2 (q_t + k))   # keys = 2 U V (Attn.prepare)
     w = softmax(s over real positions);  c = w · V
     a = relu(o_t + c W_cᵀ)                   # Attn's output: o_t planned
@@ -22,8 +22,8 @@ the hidden state h (the queries' share of the layers is planned, see
 
 Matmuls run in the dtype of the weights given (bf16 under autocast); the GRU's
 gates, its hidden state and the softmax stay in h0's dtype (fp32), as in the
-autograd path, and so do the attention's sigmoids, which are then both faster and
-more precise than in bf16 on this CPU.
+reference path, and so do the attention's sigmoids (on CPU, fp32 sigmoids were
+found both faster and more precise than bf16 ones; see docs/KERNELS.md).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from seq2seq.gru import gate_slopes
+from seq2seq.kernels.gru import gate_slopes
 
 
 def _attention_gates(
@@ -43,8 +43,9 @@ def _attention_gates(
 
 
 class AttentionGRU(torch.autograd.Function):
-    """h0 (B, H) fp32; queries (B, T, A), planned (B, T, H): the plan's per-step
-    shares of the score and output layers; keys (B, S, A), values (B, S, C);
+    """h0 (B, H) fp32; queries (B, T, A), planned (B, T, H): the decoder inputs'
+    shares of the score and output layers at every step (the plan's ``score`` and
+    ``output``, bias included); keys (B, S, A), values (B, S, C);
     padding (B, S) True on padding; w_fused (A + 3H, H), b_fused (A + 3H);
     energy (A,) = v; w_context (H, C), w_ih (3H, H), b_ih (3H) -> hidden states
     (T, B, H) fp32 and contexts (T, B, C)."""
