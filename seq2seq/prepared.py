@@ -288,7 +288,7 @@ def prepare_split(
     size = sum(p.stat().st_size for p in corpus_files(corpus, root))
     if workers is None:
         workers = 1 if size < INLINE_BYTES else max(os.cpu_count() or 1, 1)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), _cpu_seconds()
     pairs = iter_corpus(corpus, root, split, cfg.data.on_bad_lines)
     chunks = _chunks(pairs, CHUNK_PAIRS)
     models = (tokenizer.src_model, tokenizer.tgt_model, *limits, dtype)
@@ -309,7 +309,14 @@ def prepare_split(
         shutil.rmtree(temporary, ignore_errors=True)
         raise no_pairs_left(split, counts["empty"], counts["too_long"])
     seconds = time.perf_counter() - started
-    meta = {"inputs": inputs, "dtype": dtype, **counts, "seconds": round(seconds, 2)}
+    cpu = _cpu_seconds() - cpu_started  # the workers' too: the pool has ended
+    meta = {
+        "inputs": inputs,
+        "dtype": dtype,
+        **counts,
+        "seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu, 2),
+    }
     (temporary / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     _fsync_directory(temporary)
     try:
@@ -319,15 +326,26 @@ def prepare_split(
         if check_prepared(directory, inputs) is not None:
             raise
     log.info(
-        "data.%s: prepared %s pairs (%s read) in %.1f s, %s pairs/s, %d process(es)",
+        "data.%s: prepared %s pairs (%s read) in %.1f s, %s pairs/s, %d encoding "
+        "process(es), %.1f CPU s",
         split,
         f"{counts['pairs']:,}",
         f"{counts['pairs_read']:,}",
         seconds,
         f"{counts['pairs_read'] / max(seconds, 1e-9):,.0f}",
         workers,
+        cpu,
     )
     return meta
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its ended children."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _chunks(
