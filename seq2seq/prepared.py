@@ -75,6 +75,17 @@ def cache_root() -> Path:
     return Path(base) / "seq2seq"
 
 
+def _writable(cache: Path) -> Path:
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(
+            f"cannot create the prepared-data cache {cache} ({err.strerror}); set "
+            f"{CACHE_ENV} to a writable directory"
+        ) from None
+    return cache
+
+
 # ---------------------------------------------------------------- keys
 
 
@@ -148,8 +159,7 @@ def load_or_prepare(
 ) -> FlatPairs:
     """Split ``split`` as memory-mapped :class:`~seq2seq.data.FlatPairs`, prepared
     first when the cache lacks it (or holds a stale or damaged copy)."""
-    cache = cache or cache_root()
-    cache.mkdir(parents=True, exist_ok=True)
+    cache = _writable(cache or cache_root())
     corpus = getattr(cfg.data, split)
     if corpus is None:
         raise UserError(f"data.{split}: not set in the config")
@@ -556,8 +566,7 @@ def load_or_train_tokenizer(
         return build_tokenizer(tok, resolve=resolve)
     if tok.model is not None and not tok.restrict_target_vocab:
         return build_tokenizer(tok, resolve=resolve)
-    cache = cache or cache_root()
-    cache.mkdir(parents=True, exist_ok=True)
+    cache = _writable(cache or cache_root())
     settings = to_dict(tok)
     if tok.model is not None:  # the named model's bytes, not its path
         model = read_model_file(resolve(tok.model), "tokenizer.model")

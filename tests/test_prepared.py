@@ -248,3 +248,12 @@ def test_batches_read_from_the_arrays_equal_the_list_batches(tmp_path, corpus):
             assert batch.src[row, : len(lists.src[i])].tolist() == lists.src[i]
             assert batch.tgt_in[row, : len(target) - 1].tolist() == target[:-1]
             assert batch.tgt_out[row, : len(target) - 1].tolist() == target[1:]
+
+
+def test_an_unwritable_cache_is_a_one_line_error(tmp_path, corpus):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", encoding="utf-8")
+    with pytest.raises(UserError, match=r"cannot create the prepared-data cache .*"):
+        prepared.load_or_prepare(
+            _config(tmp_path, corpus), "train", _tokenizer(), blocker / "cache"
+        )
