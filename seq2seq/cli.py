@@ -216,6 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_stats_arguments(
         data_sub.add_parser("stats", help="lengths, unknowns and filtering per split")
     )
+    from seq2seq.prepared import add_prepare_arguments
+
+    add_prepare_arguments(
+        data_sub.add_parser(
+            "prepare", help="tokenize train and valid once into the data cache"
+        )
+    )
     return parser
 
 
@@ -422,6 +429,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
+    if args.data_command == "prepare":
+        from seq2seq.prepared import run_prepare
+
+        return run_prepare(args)
     if args.data_command == "stats":
         from seq2seq.stats import run_stats
 

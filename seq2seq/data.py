@@ -1,8 +1,16 @@
 """Corpora -> tokenized pairs -> length-bucketed, padded batches.
 
-A corpus is two line-aligned files (plain or ``.gz``) or one TSV file. Problems a
-user can fix (a missing file, different line counts, bad UTF-8, nothing left after
-filtering) are one-line :class:`~seq2seq.errors.UserError` messages naming the file.
+A corpus is two line-aligned files (plain or ``.gz``) or one TSV file. It is read
+as a stream (:func:`iter_corpus`), so a corpus larger than memory can be prepared;
+problems a user can fix (a missing file, different line counts, bad UTF-8, nothing
+left after filtering) are one-line :class:`~seq2seq.errors.UserError` messages
+naming the file and line.
+
+Training pairs live in flat id arrays (:class:`FlatPairs`: every sentence's ids
+back to back plus an offsets array), memory-mapped from the prepared-data cache
+(:mod:`seq2seq.prepared`). Batches are planned with numpy on the lengths the
+offsets give (:func:`plan_batches`) and gathered from the arrays only when a batch
+is built, so nothing holds a Python object per sentence.
 """
 
 from __future__ import annotations
@@ -11,11 +19,11 @@ import gzip
 import itertools
 import logging
 import math
-import random
-from collections.abc import Callable
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from seq2seq.config import CorpusConfig, line_range
@@ -24,43 +32,63 @@ from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
 
 log = logging.getLogger(__name__)
 
+READ_BLOCK = 1 << 22  # bytes decoded at a time: 4 MiB
 
 # ---------------------------------------------------------------- reading
 
 
-def read_lines(path: Path) -> list[str]:
-    """All lines of a UTF-8 text file (``.gz`` decompressed), newlines stripped."""
-    return _read_lines(path, skip_bad=False)  # type: ignore[return-value]
-
-
-def _read_lines(path: Path, skip_bad: bool) -> list[str | None]:
-    """:func:`read_lines`; with ``skip_bad`` a line that is not valid UTF-8 is None
-    instead of an error."""
+def iter_lines(path: Path, skip_bad: bool = False) -> Iterator[str | None]:
+    """The lines of a UTF-8 text file (``.gz`` decompressed), newlines stripped,
+    read in blocks; with ``skip_bad`` a line that is not valid UTF-8 is None
+    instead of an error (naming the file and line)."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rb") as handle:
-            raw = handle.read()
+        handle = opener(path, "rb")
     except FileNotFoundError:
         raise UserError(f"{path}: file not found") from None
-    except (OSError, EOFError) as err:
+    except OSError as err:
         raise UserError(f"{path}: cannot read ({err})") from None
+    number = 0  # lines before this block
+    rest = b""
+    with handle:
+        while True:
+            try:
+                block = handle.read(READ_BLOCK)
+            except (OSError, EOFError) as err:
+                raise UserError(f"{path}: cannot read ({err})") from None
+            if not block:
+                break
+            block = rest + block
+            cut = block.rfind(b"\n") + 1  # b"\n" never occurs inside a character
+            block, rest = block[:cut], block[cut:]
+            if block:
+                yield from _decode_block(block[:-1], path, number, skip_bad)
+                number += block.count(b"\n")
+        if rest:
+            yield from _decode_block(rest, path, number, skip_bad)
+
+
+def _decode_block(
+    block: bytes, path: Path, before: int, skip_bad: bool
+) -> list[str | None]:
+    """The lines of ``block`` (lines ``before + 1``... of ``path``, no final
+    newline); one decode for the block, line by line only when it fails."""
     try:
-        text = raw.decode("utf-8")
+        text = block.decode("utf-8")
     except UnicodeDecodeError as err:
-        if skip_bad:  # line by line: b"\n" never occurs inside a UTF-8 character
-            chunks = raw.split(b"\n")
-            if chunks and chunks[-1] == b"":
-                chunks.pop()
-            return [_decode_or_none(chunk) for chunk in chunks]
-        line = raw[: err.start].count(b"\n") + 1
+        if skip_bad:
+            return [_decode_or_none(chunk) for chunk in block.split(b"\n")]
+        line = before + block[: err.start].count(b"\n") + 1
         raise UserError(
-            f"{path}:{line}: not valid UTF-8 (byte {raw[err.start]:#04x}); "
+            f"{path}:{line}: not valid UTF-8 (byte {block[err.start]:#04x}); "
             "re-encode the file as UTF-8"
         ) from None
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line.rstrip("\r") for line in lines]
+    return [line.rstrip("\r") for line in text.split("\n")]
+
+
+def read_lines(path: Path) -> list[str]:
+    """All lines of a UTF-8 text file (``.gz`` decompressed), newlines stripped."""
+    return list(iter_lines(path))  # type: ignore[arg-type]
 
 
 def _decode_or_none(chunk: bytes) -> str | None:
@@ -70,99 +98,158 @@ def _decode_or_none(chunk: bytes) -> str | None:
         return None
 
 
-def read_corpus(
+def corpus_files(corpus: CorpusConfig, root: Path) -> list[Path]:
+    """The file(s) a split is read from."""
+    if corpus.tsv is not None:
+        return [root / corpus.tsv]
+    return [root / corpus.src, root / corpus.tgt]
+
+
+def iter_corpus(
     corpus: CorpusConfig, root: Path, split: str, on_bad_lines: str = "error"
-) -> tuple[list[str], list[str]]:
-    """Read one split's (sources, targets), checking alignment and emptiness.
+) -> Iterator[tuple[str, str]]:
+    """Stream one split's (source, target) pairs, stripped, checking alignment
+    and emptiness (the errors come when the stream reaches the problem).
 
     ``on_bad_lines`` (``data.on_bad_lines``): ``error`` stops at the first line that
     is not valid UTF-8 or lacks a TSV column; ``skip`` drops those pairs and logs
     how many.
     """
     skip = on_bad_lines == "skip"
-    bad: list[str] = []  # "file:line (why)" of each pair dropped
+    bad: list[str] = []  # "file:line (why)" of the first pairs dropped
+    bad_count = 0
     first, last = (1, None)
     if corpus.lines is not None:
         first, last = line_range(corpus.lines, f"data.{split}.lines")
+    yielded = 0
     if corpus.tsv is not None:
         path = root / corpus.tsv
-        sources, targets = [], []
+        name = str(path)
         need = max(corpus.src_column, corpus.tgt_column) + 1
-        lines = _select_lines(_read_lines(path, skip), first, last, split, path)
-        for number, line in enumerate(lines, start=first):
+        if last is not None:  # before reading: the line numbers must exist
+            _check_range(last, count_lines(path), split, first, path)
+        number = 0
+        for number, line in enumerate(iter_lines(path, skip), start=1):
+            if number < first or (last is not None and number > last):
+                continue
             if line is None:
+                bad_count += 1
                 bad.append(f"{path.name}:{number} (not UTF-8)")
+                del bad[5:]
                 continue
             if not line.strip():
-                sources.append("")
-                targets.append("")
+                yielded += 1
+                yield "", ""
                 continue
             columns = line.split("\t")
             if len(columns) < need:
                 if skip:
+                    bad_count += 1
                     bad.append(f"{path.name}:{number} ({len(columns)} columns)")
+                    del bad[5:]
                     continue
                 raise UserError(
                     f"{path}:{number}: expected at least {need} tab-separated "
                     f"columns, found {len(columns)} (or set data.on_bad_lines: skip)"
                 )
-            sources.append(columns[corpus.src_column].strip())
-            targets.append(columns[corpus.tgt_column].strip())
-        name = str(path)
+            yielded += 1
+            yield columns[corpus.src_column].strip(), columns[corpus.tgt_column].strip()
     else:
         src_path, tgt_path = root / corpus.src, root / corpus.tgt
-        src_lines = _read_lines(src_path, skip)
-        tgt_lines = _read_lines(tgt_path, skip)
-        if len(src_lines) != len(tgt_lines):
-            raise UserError(
-                f"data.{split}: {src_path} has {len(src_lines)} lines but {tgt_path} "
-                f"has {len(tgt_lines)}; the files must be line-aligned"
-            )
-        src_lines = _select_lines(src_lines, first, last, split, src_path)
-        tgt_lines = _select_lines(tgt_lines, first, last, split, tgt_path)
-        sources, targets = [], []
-        for number, (s, t) in enumerate(zip(src_lines, tgt_lines), start=first):
+        name = f"{src_path} / {tgt_path}"
+        if last is not None:  # before reading: the line numbers must exist
+            src_count, tgt_count = count_lines(src_path), count_lines(tgt_path)
+            if src_count != tgt_count:
+                raise _misaligned(split, src_path, src_count, tgt_path, tgt_count)
+            _check_range(last, src_count, split, first, src_path)
+        src_lines = iter_lines(src_path, skip)
+        tgt_lines = iter_lines(tgt_path, skip)
+        number = 0
+        for number, (s, t) in enumerate(
+            itertools.zip_longest(src_lines, tgt_lines, fillvalue=_END), start=1
+        ):
+            if s is _END or t is _END:
+                src_count = number - 1 + (s is not _END) + sum(1 for _ in src_lines)
+                tgt_count = number - 1 + (t is not _END) + sum(1 for _ in tgt_lines)
+                raise _misaligned(split, src_path, src_count, tgt_path, tgt_count)
+            if number < first or (last is not None and number > last):
+                continue
             if s is None or t is None:
                 where = src_path if s is None else tgt_path
+                bad_count += 1
                 bad.append(f"{where.name}:{number} (not UTF-8)")
+                del bad[5:]
                 continue
-            sources.append(s.strip())
-            targets.append(t.strip())
-        name = f"{src_path} / {tgt_path}"
-    if bad:
+            yielded += 1
+            yield s.strip(), t.strip()
+    if bad_count:
         log.warning(
             "data.%s: skipped %d bad pairs (data.on_bad_lines: skip): %s%s",
             split,
-            len(bad),
+            bad_count,
             ", ".join(bad[:5]),
-            ", ..." if len(bad) > 5 else "",
+            ", ..." if bad_count > 5 else "",
         )
-    if not sources:
-        what = "has no good lines" if bad else "is empty"
+    if not yielded:
+        what = "has no good lines" if bad_count else "is empty"
         raise UserError(f"data.{split}: {name} {what}")
+
+
+_END = object()  # zip_longest's filler: one file ended before the other
+
+
+def _misaligned(
+    split: str, src_path: Path, src_count: int, tgt_path: Path, tgt_count: int
+) -> UserError:
+    return UserError(
+        f"data.{split}: {src_path} has {src_count} lines but {tgt_path} "
+        f"has {tgt_count}; the files must be line-aligned"
+    )
+
+
+def count_lines(path: Path) -> int:
+    """Lines of a (plain or ``.gz``) file, counted in binary."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    lines, last = 0, b"\n"
+    try:
+        with opener(path, "rb") as handle:
+            while block := handle.read(READ_BLOCK):
+                lines += block.count(b"\n")
+                last = block[-1:]
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except (OSError, EOFError) as err:
+        raise UserError(f"{path}: cannot read ({err})") from None
+    return lines + (last != b"\n")
+
+
+def _check_range(last: int | None, lines: int, split: str, first: int, path: Path):
+    if last is not None and last > lines:
+        raise UserError(
+            f"data.{split}.lines: {first}-{last} goes past the end of {path} "
+            f"({lines} lines)"
+        )
+
+
+def read_corpus(
+    corpus: CorpusConfig, root: Path, split: str, on_bad_lines: str = "error"
+) -> tuple[list[str], list[str]]:
+    """Read one split's (sources, targets) into lists (:func:`iter_corpus`)."""
+    sources: list[str] = []
+    targets: list[str] = []
+    for source, target in iter_corpus(corpus, root, split, on_bad_lines):
+        sources.append(source)
+        targets.append(target)
     return sources, targets
 
 
-def _select_lines(
-    lines: list, first: int, last: int | None, split: str, path: Path
-) -> list:
-    """Lines ``first``..``last`` (1-based, inclusive) of a file's lines."""
-    if last is None:
-        return lines
-    if last > len(lines):
-        raise UserError(
-            f"data.{split}.lines: {first}-{last} goes past the end of {path} "
-            f"({len(lines)} lines)"
-        )
-    return lines[first - 1 : last]
-
-
-# ---------------------------------------------------------------- dataset
+# ---------------------------------------------------------------- datasets
 
 
 @dataclass
 class ParallelData:
-    """Tokenized pairs: ``src[i]`` ends with EOS, ``tgt[i]`` is BOS ... EOS."""
+    """Tokenized pairs in lists (valid and test sets, small corpora):
+    ``src[i]`` ends with EOS, ``tgt[i]`` is BOS ... EOS."""
 
     src: list[list[int]]
     tgt: list[list[int]]
@@ -173,6 +260,49 @@ class ParallelData:
         return len(self.src)
 
 
+def keep_pair(
+    source: str,
+    target: str,
+    src_tokens: int,
+    tgt_tokens: int,
+    max_src_len: int | None,
+    max_tgt_len: int | None,
+) -> str | None:
+    """Why a pair is dropped (``"empty"``, ``"too long"``) or None to keep it.
+
+    ``src_tokens`` counts EOS, ``tgt_tokens`` counts EOS but not BOS (what the
+    decoder predicts); the limits are ``data.max_src_len`` / ``max_tgt_len``.
+    """
+    if not source or not target:
+        return "empty"
+    if (max_src_len is not None and src_tokens > max_src_len) or (
+        max_tgt_len is not None and tgt_tokens > max_tgt_len
+    ):
+        return "too long"
+    return None
+
+
+def log_dropped(split: str, read: int, empty: int, too_long: int, limits) -> None:
+    if empty or too_long:
+        log.info(
+            "%s: dropped %d of %d pairs (%d empty, %d longer than max_src_len=%s / "
+            "max_tgt_len=%s tokens)",
+            split,
+            empty + too_long,
+            read,
+            empty,
+            too_long,
+            *limits,
+        )
+
+
+def no_pairs_left(split: str, empty: int, too_long: int) -> UserError:
+    return UserError(
+        f"data.{split}: no pairs left after dropping {empty} empty and {too_long} "
+        "over-long pairs; raise data.max_src_len / data.max_tgt_len"
+    )
+
+
 def encode_pairs(
     tokenizer: Tokenizer,
     sources: list[str],
@@ -181,46 +311,130 @@ def encode_pairs(
     max_src_len: int | None = None,
     max_tgt_len: int | None = None,
 ) -> ParallelData:
-    """Tokenize pairs; drop empty pairs and (when limits are given) over-long ones.
-
-    What was dropped is logged with counts; nothing is truncated.
-    """
+    """Tokenize pairs in memory; drop empty pairs and (when limits are given)
+    over-long ones. What was dropped is logged with counts; nothing is truncated.
+    (:mod:`seq2seq.prepared` does the same for a corpus of any size, on disk.)"""
     src_ids = tokenizer.encode_src(sources)
     tgt_ids = [[BOS_ID, *ids, EOS_ID] for ids in tokenizer.encode_tgt(targets)]
     keep = []
-    empty = too_long = 0
+    dropped = {"empty": 0, "too long": 0}
     for i, (s, t) in enumerate(zip(src_ids, tgt_ids)):
-        if not sources[i] or not targets[i]:
-            empty += 1
-        elif (max_src_len is not None and len(s) > max_src_len) or (
-            max_tgt_len is not None and len(t) - 1 > max_tgt_len
-        ):
-            too_long += 1
-        else:
+        why = keep_pair(
+            sources[i], targets[i], len(s), len(t) - 1, max_src_len, max_tgt_len
+        )
+        if why is None:
             keep.append(i)
-    if empty or too_long:
-        log.info(
-            "%s: dropped %d of %d pairs (%d empty, %d longer than max_src_len=%s / "
-            "max_tgt_len=%s tokens)",
-            split,
-            empty + too_long,
-            len(sources),
-            empty,
-            too_long,
-            max_src_len,
-            max_tgt_len,
-        )
+        else:
+            dropped[why] += 1
+    empty, too_long = dropped["empty"], dropped["too long"]
+    log_dropped(split, len(sources), empty, too_long, (max_src_len, max_tgt_len))
     if not keep:
-        raise UserError(
-            f"data.{split}: no pairs left after dropping {empty} empty and {too_long} "
-            "over-long pairs; raise data.max_src_len / data.max_tgt_len"
-        )
+        raise no_pairs_left(split, empty, too_long)
     return ParallelData(
         src=[src_ids[i] for i in keep],
         tgt=[tgt_ids[i] for i in keep],
         src_text=[sources[i] for i in keep],
         tgt_text=[targets[i] for i in keep],
     )
+
+
+@dataclass
+class TextColumn:
+    """Sentences as one UTF-8 byte array: sentence i is
+    ``blob[offsets[i]:offsets[i + 1]]``."""
+
+    blob: np.ndarray  # (bytes,) uint8, memory-mapped or in memory
+    offsets: np.ndarray  # (sentences + 1,) int64
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> str:
+        return self.blob[self.offsets[i] : self.offsets[i + 1]].tobytes().decode()
+
+    def take(self, indices: Sequence[int]) -> list[str]:
+        return [self[i] for i in indices]
+
+    @classmethod
+    def from_strings(cls, strings: Sequence[str]) -> TextColumn:
+        encoded = [s.encode() for s in strings]
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(b) for b in encoded], out=offsets[1:])
+        return cls(np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets)
+
+
+@dataclass
+class FlatPairs:
+    """Tokenized pairs as flat arrays, without a Python object per sentence.
+
+    src_ids: (source tokens,) each sentence's ids + EOS, back to back.
+    src_offsets: (pairs + 1,) int64; pair i's source is
+        ``src_ids[src_offsets[i]:src_offsets[i + 1]]``.
+    tgt_ids / tgt_offsets: the same for BOS + target ids + EOS.
+    src_text / tgt_text: the pairs' text (subword sampling, validation).
+    ``pairs_read``: lines read before the empty / length filter.
+    ``source``: the prepared-data directory the arrays are mapped from, if any.
+    """
+
+    src_ids: np.ndarray
+    src_offsets: np.ndarray
+    tgt_ids: np.ndarray
+    tgt_offsets: np.ndarray
+    src_text: TextColumn
+    tgt_text: TextColumn
+    pairs_read: int = 0
+    source: Path | None = None
+
+    def __len__(self) -> int:
+        return len(self.src_offsets) - 1
+
+    @property
+    def src_lengths(self) -> np.ndarray:
+        """(pairs,) source tokens, EOS included."""
+        return np.diff(self.src_offsets)
+
+    @property
+    def tgt_lengths(self) -> np.ndarray:
+        """(pairs,) target tokens the decoder predicts (EOS included, BOS not)."""
+        return np.diff(self.tgt_offsets) - 1
+
+    def src(self, i: int) -> list[int]:
+        return self.src_ids[self.src_offsets[i] : self.src_offsets[i + 1]].tolist()
+
+    def tgt(self, i: int) -> list[int]:
+        return self.tgt_ids[self.tgt_offsets[i] : self.tgt_offsets[i + 1]].tolist()
+
+    @classmethod
+    def from_parallel(cls, data: ParallelData) -> FlatPairs:
+        """The same pairs in flat arrays (int32 ids)."""
+
+        def flat(rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+            offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+            np.cumsum([len(r) for r in rows], out=offsets[1:])
+            ids = np.fromiter(itertools.chain.from_iterable(rows), np.int32)
+            return ids, offsets
+
+        return cls(
+            *flat(data.src),
+            *flat(data.tgt),
+            TextColumn.from_strings(data.src_text),
+            TextColumn.from_strings(data.tgt_text),
+            pairs_read=len(data),
+        )
+
+    def to_parallel(self, limit: int | None = None) -> ParallelData:
+        """The first ``limit`` pairs (all: None) in lists (for small splits)."""
+        n = len(self) if limit is None else min(limit, len(self))
+        return ParallelData(
+            [self.src(i) for i in range(n)],
+            [self.tgt(i) for i in range(n)],
+            self.src_text.take(range(n)),
+            self.tgt_text.take(range(n)),
+        )
+
+
+def as_flat(data: ParallelData | FlatPairs) -> FlatPairs:
+    return data if isinstance(data, FlatPairs) else FlatPairs.from_parallel(data)
 
 
 # ---------------------------------------------------------------- batching
@@ -273,6 +487,25 @@ def pad(sequences: list[list[int]]) -> torch.Tensor:
     return out
 
 
+def gather_padded(
+    ids: np.ndarray, offsets: np.ndarray, indices: Sequence[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows ``indices`` of a flat id array, right-padded with PAD.
+
+    Returns ((B, max_len) LongTensor, (B,) lengths): the :func:`pad` of those rows,
+    read straight from the (memory-mapped) array.
+    """
+    rows = np.asarray(indices, dtype=np.int64)
+    starts = offsets[rows]  # (B,)
+    lengths = offsets[rows + 1] - starts  # (B,)
+    width = int(lengths.max()) if len(rows) else 0
+    columns = np.arange(width)
+    mask = columns < lengths[:, None]  # (B, W)
+    out = np.full((len(rows), width), PAD_ID, dtype=np.int64)
+    out[mask] = ids[(starts[:, None] + columns)[mask]]  # row-major, as stored
+    return torch.from_numpy(out), torch.from_numpy(lengths)
+
+
 def collate(
     src: list[list[int]], tgt: list[list[int]] | None, indices: list[int]
 ) -> Batch:
@@ -285,191 +518,273 @@ def collate(
     return Batch(src_tensor, lengths, tgt_tensor[:, :-1], tgt_tensor[:, 1:], indices)
 
 
+class EpochBatches(Sequence):
+    """An epoch's batches as index arrays: batch k is
+    ``order[starts[k]:ends[k]]``, a list of dataset indices when read.
+
+    A list of lists would hold a Python int per sentence (about 100 MB at 2.9 M
+    pairs); this holds three numpy arrays. Slicing (``[rank::world_size]``) gives
+    another EpochBatches; equality compares the batches."""
+
+    def __init__(self, order: np.ndarray, starts: np.ndarray, ends: np.ndarray):
+        self.order, self.starts, self.ends = order, starts, ends
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, item):  # int -> list[int]; slice -> EpochBatches
+        if isinstance(item, slice):
+            return EpochBatches(self.order, self.starts[item], self.ends[item])
+        return self.order[self.starts[item] : self.ends[item]].tolist()
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for start, end in zip(self.starts.tolist(), self.ends.tolist()):
+            yield self.order[start:end].tolist()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, (Sequence, EpochBatches)):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __mul__(self, times: int) -> EpochBatches:
+        return EpochBatches(
+            self.order, np.tile(self.starts, times), np.tile(self.ends, times)
+        )
+
+    def __repr__(self) -> str:
+        return f"EpochBatches({len(self)} batches of {len(self.order)} pairs)"
+
+
 def make_batches(
-    src_lengths: list[int],
-    tgt_lengths: list[int],
+    src_lengths: Sequence[int] | np.ndarray,
+    tgt_lengths: Sequence[int] | np.ndarray,
     batch_size: int,
     batch_tokens: int | None = None,
     shuffle: bool = False,
     seed: int = 0,
-) -> list[list[int]]:
-    """Group indices into length-sorted batches.
+) -> EpochBatches:
+    """Group indices into length-sorted batches (numpy on the lengths alone).
 
     Pairs are sorted by (source, target) length, so a batch holds similar lengths and
-    little padding. With ``batch_tokens`` a batch is cut when the padded target size
-    (rows × longest target) would pass it; otherwise it holds ``batch_size`` pairs.
-    With ``shuffle`` ties are broken randomly and the batch order is shuffled, both
-    from ``seed`` alone, so an epoch's batches are reproducible from (seed, epoch).
+    little padding. With ``batch_tokens`` a batch is cut when the padded size
+    (rows × longest source or target) would pass it; otherwise it holds
+    ``batch_size`` pairs. With ``shuffle`` ties are broken randomly and the batch
+    order is shuffled, both from ``seed`` alone (numpy's PCG64), so an epoch's
+    batches are reproducible from (seed, epoch) on any machine.
     """
-    rng = random.Random(seed)
-    order = list(range(len(src_lengths)))
+    src = np.asarray(src_lengths, dtype=np.int64)
+    tgt = np.asarray(tgt_lengths, dtype=np.int64)
+    n = len(src)
+    rng = np.random.Generator(np.random.PCG64(seed))
+    order = rng.permutation(n) if shuffle else np.arange(n)
+    key = src[order] * (int(tgt.max(initial=0)) + 1) + tgt[order]  # (src, tgt)
+    order = order[np.argsort(key, kind="stable")]
+    if batch_tokens is None:
+        starts = np.arange(0, n, batch_size)
+    else:
+        starts = _token_cuts(np.maximum(src, tgt)[order], batch_tokens)
+    ends = np.append(starts[1:], n)
     if shuffle:
-        rng.shuffle(order)
-    order.sort(key=lambda i: (src_lengths[i], tgt_lengths[i]))
-    batches: list[list[int]] = []
-    current: list[int] = []
-    longest = 0
-    for i in order:
-        longest_if_added = max(longest, tgt_lengths[i], src_lengths[i])
-        if batch_tokens is not None:
-            full = current and longest_if_added * (len(current) + 1) > batch_tokens
-        else:
-            full = len(current) >= batch_size
-        if full:
-            batches.append(current)
-            current, longest_if_added = [], max(tgt_lengths[i], src_lengths[i])
-        current.append(i)
-        longest = longest_if_added
-    if current:
-        batches.append(current)
-    if shuffle:
-        rng.shuffle(batches)
-    return batches
+        permutation = rng.permutation(len(starts))
+        starts, ends = starts[permutation], ends[permutation]
+    return EpochBatches(order, starts, ends)
+
+
+def _token_cuts(width: np.ndarray, budget: int) -> np.ndarray:
+    """Batch starts over ``width`` (longest side of each sorted pair): each batch
+    as long as rows × its widest pair stays within ``budget`` (one pair at least).
+
+    rows × running maximum grows with the rows, so a searchsorted over a window
+    finds each cut; a window needs no more rows than ``budget`` // first width.
+    """
+    starts = []
+    start, n = 0, len(width)
+    while start < n:
+        rows = max(budget // max(int(width[start]), 1), 1)
+        window = width[start : start + rows]
+        cost = np.maximum.accumulate(window) * np.arange(1, len(window) + 1)
+        take = max(int(np.searchsorted(cost, budget, side="right")), 1)
+        starts.append(start)
+        start += take
+    return np.asarray(starts, dtype=np.int64)
+
+
+def plan_batches(
+    data: FlatPairs,
+    batch_size: int,
+    batch_tokens: int | None,
+    shuffle: bool,
+    seed: int,
+) -> EpochBatches:
+    """:func:`make_batches` on a dataset's lengths (read from its offsets)."""
+    return make_batches(
+        data.src_lengths, data.tgt_lengths, batch_size, batch_tokens, shuffle, seed
+    )
+
+
+def _uniforms(key: str, indices: np.ndarray) -> np.ndarray:
+    """(len(indices),) floats in [0, 1): a fixed function of (key, index).
+
+    splitmix64 over the index, offset by a hash of ``key``: the number a sentence
+    draws depends on nothing else (not on the batch, the process or earlier draws).
+    """
+    import hashlib
+
+    offset = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest())
+    with np.errstate(over="ignore"):
+        z = indices.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        z = z + np.uint64(offset)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
 class SubwordSampler:
     """Subword regularization (Kudo, 2018): each epoch sees the training pairs in
     sampled segmentations, a regularizer for small corpora.
 
-    Each sentence's ``nbest`` best segmentations (those within ``max_src_len`` /
-    ``max_tgt_len``) are found once; an epoch draws one per sentence with
-    probability proportional to ``P(segmentation) ** alpha``, from Python's RNG
-    seeded by (seed, epoch) alone. So a resumed run samples exactly what an
-    uninterrupted one did, and every DDP rank the same (sentencepiece's own
-    sampler differs from process to process even with a fixed seed).
+    A batch's sentences are segmented when the batch is built: their ``nbest``
+    best segmentations (those within ``max_src_len`` / ``max_tgt_len``) are
+    computed for that batch alone, and one is drawn per sentence with probability
+    proportional to ``P(segmentation) ** alpha``, from a number that is a fixed
+    function of (seed, epoch, side, sentence index). Nothing is kept between
+    batches, so memory does not grow with the corpus or with alpha, and a resumed
+    run or any DDP rank draws for a sentence exactly what an uninterrupted single
+    process draws.
+
+    Why not sentencepiece's own sampler (``encode(..., enable_sampling=True)``):
+    it draws from a per-thread generator seeded once per process, so a sentence's
+    segmentation depends on every draw the process made before it (and on thread
+    scheduling with ``num_threads``); a resumed process or another rank cannot
+    reproduce it, and no draw can be tied to a sentence index.
     """
 
     def __init__(
         self,
         tokenizer: Tokenizer,
-        data: ParallelData,
+        data: ParallelData | FlatPairs,
         alpha: float,
         nbest: int,
         seed: int,
         max_src_len: int | None = None,
         max_tgt_len: int | None = None,
     ) -> None:
+        self.tokenizer = tokenizer
+        self.data = as_flat(data)
+        self.alpha = alpha
+        self.nbest = nbest
         self.seed = seed
-        self._src = self._candidates(
-            tokenizer.nbest(data.src_text, "src", nbest),
-            data.src,
-            alpha,
-            lambda ids: [*ids, EOS_ID],
-            lambda ids: max_src_len is None or len(ids) <= max_src_len,
-        )
-        self._tgt = self._candidates(
-            tokenizer.nbest(data.tgt_text, "tgt", nbest),
-            data.tgt,
-            alpha,
-            lambda ids: [BOS_ID, *ids, EOS_ID],
-            lambda ids: max_tgt_len is None or len(ids) - 1 <= max_tgt_len,
-        )
-        varied = lambda side: sum(len(c[0]) > 1 for c in side)  # noqa: E731
+        self.max_src_len = max_src_len
+        self.max_tgt_len = max_tgt_len
+        # Fails now (a UserError) when a model cannot sample: not a unigram model.
+        tokenizer.nbest(self.data.src_text.take([0]), "src", 2)
+        tokenizer.nbest(self.data.tgt_text.take([0]), "tgt", 2)
         log.info(
-            "subword sampling (alpha %g, %d-best): %d of %d source and %d target "
-            "sentences have other segmentations to draw from",
+            "subword sampling (alpha %g, %d-best): drawn per batch for its sentences",
             alpha,
             nbest,
-            varied(self._src),
-            len(self._src),
-            varied(self._tgt),
         )
 
-    @staticmethod
-    def _candidates(
-        nbest: list[list[tuple[list[int], float]]],
-        best: list[list[int]],
-        alpha: float,
-        frame: Callable[[list[int]], list[int]],
-        fits: Callable[[list[int]], bool],
-    ) -> list[tuple[list[list[int]], list[float]]]:
-        """Per sentence: its segmentations (the dataset's best first) and their
-        cumulative sampling weights."""
-        out = []
-        for sentence, first in zip(nbest, best):
-            top = max((score for _, score in sentence), default=0.0)
-            framed = [(frame(ids), score) for ids, score in sentence]
-            first_score = next((sc for ids, sc in framed if ids == first), top)
-            segmentations = [first]
-            weights = [math.exp(alpha * (first_score - top))]
-            for ids, score in framed:
-                if ids != first and fits(ids):
-                    segmentations.append(ids)
-                    weights.append(math.exp(alpha * (score - top)))
-            out.append((segmentations, list(itertools.accumulate(weights))))
-        return out
+    def draw(
+        self, indices: Sequence[int], epoch: int
+    ) -> tuple[list[list[int]], list[list[int]]]:
+        """(source ids + EOS, BOS + target ids + EOS) of pairs ``indices`` in
+        ``epoch``'s segmentations."""
+        rows = np.asarray(indices, dtype=np.int64)
+        key = f"subwords {self.seed} {epoch}"
+        src = self._side(
+            rows,
+            "src",
+            _uniforms(key + " src", rows),
+            lambda ids: [*ids, EOS_ID],
+            self.max_src_len,
+        )
+        tgt = self._side(
+            rows,
+            "tgt",
+            _uniforms(key + " tgt", rows),
+            lambda ids: [BOS_ID, *ids, EOS_ID],
+            self.max_tgt_len,
+        )
+        return src, tgt
 
     def epoch(self, epoch: int) -> tuple[list[list[int]], list[list[int]]]:
-        """(source ids + EOS, BOS + target ids + EOS) of every pair for ``epoch``."""
-        rng = random.Random(f"subwords {self.seed} {epoch}")
-        return self._draw(self._src, rng), self._draw(self._tgt, rng)
+        """Every pair's segmentations in ``epoch`` (what the batches draw)."""
+        return self.draw(range(len(self.data)), epoch)
 
-    @staticmethod
-    def _draw(
-        candidates: list[tuple[list[list[int]], list[float]]], rng: random.Random
-    ) -> list[list[int]]:
-        return [
-            segmentations[0]
-            if len(segmentations) == 1
-            else rng.choices(segmentations, cum_weights=cumulative)[0]
-            for segmentations, cumulative in candidates
-        ]
+    def _side(self, rows, side, uniforms, frame, limit) -> list[list[int]]:
+        data = self.data
+        text = data.src_text if side == "src" else data.tgt_text
+        best_of = data.src if side == "src" else data.tgt
+        extra = 0 if side == "src" else 1  # BOS does not count against the limit
+        nbest = self.tokenizer.nbest(text.take(rows.tolist()), side, self.nbest)
+        out = []
+        for row, sentence, u in zip(rows.tolist(), nbest, uniforms.tolist()):
+            best = best_of(row)
+            top = max((score for _, score in sentence), default=0.0)
+            framed = [(frame(ids), score) for ids, score in sentence]
+            best_score = next((sc for ids, sc in framed if ids == best), top)
+            segmentations = [best]
+            weights = [math.exp(self.alpha * (best_score - top))]
+            for ids, score in framed:
+                if ids != best and (limit is None or len(ids) - extra <= limit):
+                    segmentations.append(ids)
+                    weights.append(math.exp(self.alpha * (score - top)))
+            cumulative = list(itertools.accumulate(weights))
+            pick = int(np.searchsorted(cumulative, u * cumulative[-1], side="right"))
+            out.append(segmentations[min(pick, len(segmentations) - 1)])
+        return out
 
 
 class BatchIterator:
-    """Batches of a :class:`ParallelData` for one epoch at a time.
+    """Batches of a dataset (:class:`FlatPairs`, or a :class:`ParallelData`
+    turned into one), one epoch at a time.
 
     ``epoch_batches(epoch)`` depends only on (seed, epoch), which is what lets a
     resumed run replay the exact data order of an uninterrupted one. With a
-    ``sampler`` each epoch has its own segmentations: ``batch`` builds batches
-    from those of the epoch last passed to ``epoch_batches``.
+    ``sampler`` each epoch has its own segmentations: ``batch`` draws those of the
+    epoch last passed to ``epoch_batches`` (the batches are planned on the best
+    segmentation's lengths).
     """
 
     def __init__(
         self,
-        data: ParallelData,
+        data: ParallelData | FlatPairs,
         batch_size: int,
         batch_tokens: int | None = None,
         shuffle: bool = True,
         seed: int = 0,
         sampler: SubwordSampler | None = None,
     ) -> None:
-        self.data = data
+        self.data = as_flat(data)
         self.batch_size = batch_size
         self.batch_tokens = batch_tokens
         self.shuffle = shuffle
         self.seed = seed
         self.sampler = sampler
-        self._epoch: int | None = None
-        self._use_ids(data.src, data.tgt)
+        self._epoch = 0
 
-    def _use_ids(self, src: list[list[int]], tgt: list[list[int]]) -> None:
-        self._src, self._tgt = src, tgt
-        self._src_lengths = [len(s) for s in src]
-        self._tgt_lengths = [len(t) - 1 for t in tgt]
-
-    def _use_epoch(self, epoch: int) -> None:
-        if self.sampler is not None and epoch != self._epoch:
-            self._use_ids(*self.sampler.epoch(epoch))
+    def epoch_batches(self, epoch: int) -> EpochBatches:
         self._epoch = epoch
-
-    def epoch_batches(self, epoch: int) -> list[list[int]]:
-        self._use_epoch(epoch)
-        return make_batches(
-            self._src_lengths,
-            self._tgt_lengths,
+        return plan_batches(
+            self.data,
             self.batch_size,
             self.batch_tokens,
             shuffle=self.shuffle,
             seed=self.seed * 100_003 + epoch,
         )
 
-    def batch(self, indices: list[int]) -> Batch:
-        return collate(
-            [self._src[i] for i in indices],
-            [self._tgt[i] for i in indices],
-            indices,
-        )
+    def batch(self, indices: Sequence[int]) -> Batch:
+        indices = list(indices)
+        if self.sampler is not None:
+            return collate(*self.sampler.draw(indices, self._epoch), indices)
+        data = self.data
+        src, lengths = gather_padded(data.src_ids, data.src_offsets, indices)
+        tgt, _ = gather_padded(data.tgt_ids, data.tgt_offsets, indices)  # (B, T + 1)
+        return Batch(src, lengths, tgt[:, :-1], tgt[:, 1:], indices)
 
 
 def inference_batches(src_ids: list[list[int]], batch_size: int) -> list[list[int]]:

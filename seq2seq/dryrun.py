@@ -1,8 +1,9 @@
 """``seq2seq train CONFIG --dry-run``: everything a run would start with, then exit.
 
 The trainer is set up exactly as for training, in a temporary run directory (the
-configured one is left untouched): the corpora are read and filtered, the
-sentencepiece models trained (or loaded), the batches formed and the model built. A
+configured one is left untouched): the tokenizer and the prepared data come from
+the cache (:func:`seq2seq.run_setup.prepare_run`; built first when missing, and
+kept), the batches are formed and the model built. A
 few real training steps and a greedy decode of some valid sentences are timed to
 estimate the time per epoch. Nothing is saved.
 """
@@ -81,7 +82,7 @@ def _estimate(trainer) -> Estimate:
     seconds = max(time.perf_counter() - start, 1e-9)
     tokens = max(tokens, 1)  # every timed batch skipped (train.on_nan: skip)
     # Scale the timed steps' tokens/s to the whole epoch's target tokens.
-    epoch_tokens = sum(len(t) - 1 for t in trainer.train_data.tgt)
+    epoch_tokens = int(trainer.train_data.tgt_lengths.sum())
     epoch_seconds = epoch_tokens / (tokens / seconds)
 
     valid = trainer.valid_data.src
@@ -132,8 +133,8 @@ def _report(cfg: Config, trainer, est: Estimate) -> str:
     tok, t = trainer.tokenizer, cfg.train
     train_read = trainer.train_pairs_read
     train = trainer.train_data
-    src_tokens = sum(len(s) for s in train.src)
-    tgt_tokens = sum(len(s) - 1 for s in train.tgt)
+    src_tokens = int(train.src_lengths.sum())
+    tgt_tokens = int(train.tgt_lengths.sum())
     lines = [
         "# resolved config",
         yaml.safe_dump(to_dict(cfg), sort_keys=False).rstrip(),

@@ -7,6 +7,7 @@ Every model uses the same special ids: pad 0, unk 1, bos 2, eos 3.
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -17,6 +18,15 @@ from seq2seq.errors import UserError
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 
+# sentencepiece trains on at most this many sentences, a uniform sample of the
+# corpus (its reservoir sampling, `shuffle_input_sentence`): its memory grows with
+# the sentences it holds, not with the corpus.
+TRAIN_SENTENCES = 1_000_000
+# restrict_to_target: segmentations searched for target-side pieces when sampling
+# (every target line is encoded; the n-best search, 8x dearer, sees this many)
+RESTRICT_NBEST_SENTENCES = 200_000
+ENCODE_CHUNK = 10_000  # lines encoded per sentencepiece call when streaming
+
 log = logging.getLogger(__name__)
 
 
@@ -26,17 +36,27 @@ def train_sentencepiece(
     model_type: str = "unigram",
     character_coverage: float = 1.0,
     seed_sentencepiece_size: int = 200_000,
+    max_sentences: int = TRAIN_SENTENCES,
 ) -> bytes:
     """Train a sentencepiece model on ``sentences`` and return its bytes.
 
-    ``vocab_size`` is an upper bound: a corpus too small for it yields fewer pieces
-    instead of failing.
+    ``sentences`` is read once, as a stream; sentencepiece keeps a uniform sample
+    of at most ``max_sentences`` of them (the count is logged). ``vocab_size`` is
+    an upper bound: a corpus too small for it yields fewer pieces instead of
+    failing.
     """
     model = io.BytesIO()
-    lines = (s for s in sentences if s.strip())
+    seen = [0]
+
+    def lines() -> Iterator[str]:
+        for sentence in sentences:
+            if sentence.strip():
+                seen[0] += 1
+                yield sentence
+
     try:
         spm.SentencePieceTrainer.train(
-            sentence_iterator=lines,
+            sentence_iterator=lines(),
             model_writer=model,
             vocab_size=vocab_size,
             model_type=model_type,
@@ -46,7 +66,7 @@ def train_sentencepiece(
             unk_id=UNK_ID,
             bos_id=BOS_ID,
             eos_id=EOS_ID,
-            input_sentence_size=2_000_000,
+            input_sentence_size=max_sentences,
             shuffle_input_sentence=True,
             seed_sentencepiece_size=seed_sentencepiece_size,
             num_threads=2,
@@ -54,12 +74,20 @@ def train_sentencepiece(
         )
     except RuntimeError as err:
         raise UserError(f"sentencepiece training failed: {err}") from None
+    log.info(
+        "sentencepiece: trained on %s of %s sentences%s",
+        f"{min(seen[0], max_sentences):,}",
+        f"{seen[0]:,}",
+        " (a uniform sample)" if seen[0] > max_sentences else "",
+    )
     return model.getvalue()
 
 
-def restrict_to_target(model: bytes, tgt_lines: list[str], nbest: int = 1) -> bytes:
+def restrict_to_target(model: bytes, tgt_lines: Iterable[str], nbest: int = 1) -> bytes:
     """The joint model ``model`` cut down to the pieces a target-side model needs:
-    those in the ``nbest`` best segmentations of ``tgt_lines``, every single
+    those in the best segmentations of ``tgt_lines`` (read once, as a stream) and,
+    with ``nbest`` > 1, in the ``nbest`` best of its first
+    ``RESTRICT_NBEST_SENTENCES`` lines, every single
     character (so any text still encodes), and the special pieces. A BPE model,
     or one the targets use whole, comes back unchanged.
 
@@ -86,15 +114,18 @@ def restrict_to_target(model: bytes, tgt_lines: list[str], nbest: int = 1) -> by
         log.info("tokenizer.restrict_target_vocab: BPE models keep all their pieces")
         return model
     seen: set[int] = set()
-    for ids in joint.encode(tgt_lines):
-        seen.update(ids)
-    if nbest > 1:
-        try:
-            for candidates in joint.nbest_encode(tgt_lines, nbest_size=nbest):
-                for ids in candidates:
-                    seen.update(ids)
-        except RuntimeError:  # not a unigram model: sampling reports it later
-            pass
+    searched = 0
+    for chunk in _chunks(tgt_lines, ENCODE_CHUNK):
+        for ids in joint.encode(chunk):
+            seen.update(ids)
+        if nbest > 1 and searched < RESTRICT_NBEST_SENTENCES:
+            searched += len(chunk)
+            try:
+                for candidates in joint.nbest_encode(chunk, nbest_size=nbest):
+                    for ids in candidates:
+                        seen.update(ids)
+            except RuntimeError:  # not a unigram model: sampling reports it later
+                searched = RESTRICT_NBEST_SENTENCES
     normal = sentencepiece_model_pb2.ModelProto.SentencePiece.NORMAL
     kept = [
         piece
@@ -107,6 +138,12 @@ def restrict_to_target(model: bytes, tgt_lines: list[str], nbest: int = 1) -> by
     proto.pieces.extend(kept)
     proto.trainer_spec.vocab_size = len(kept)
     return proto.SerializeToString()
+
+
+def _chunks(lines: Iterable[str], size: int) -> Iterator[list[str]]:
+    iterator = iter(lines)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
 
 
 def _processor(model: bytes, name: str) -> spm.SentencePieceProcessor:
@@ -145,6 +182,7 @@ class Tokenizer:
         self.tgt = (
             self.src if self.joint else _processor(self.tgt_model, "target tokenizer")
         )
+        self._piece_scores: dict[str, list[float]] = {}
 
     @property
     def src_vocab_size(self) -> int:
@@ -177,11 +215,19 @@ class Tokenizer:
                 f"tokenizer.sampling_alpha: the {model} sentencepiece model is not a "
                 "unigram model; subword sampling needs one (or sampling_alpha: 0)"
             ) from None
-        scores = [processor.get_score(i) for i in range(processor.get_piece_size())]
+        scores = self._scores(side)
         return [
-            [(ids, sum(scores[i] for i in ids)) for ids in candidates]
+            [(ids, sum(map(scores.__getitem__, ids))) for ids in candidates]
             for candidates in nbest
         ]
+
+    def _scores(self, side: str) -> list[float]:
+        """Every piece's log-probability (read once per side)."""
+        if side not in self._piece_scores:
+            processor = self.src if side == "src" else self.tgt
+            size = processor.get_piece_size()
+            self._piece_scores[side] = [processor.get_score(i) for i in range(size)]
+        return self._piece_scores[side]
 
     def decode_tgt(self, ids: list[list[int]]) -> list[str]:
         """Target ids (specials removed first) -> detokenized text."""
@@ -226,14 +272,15 @@ def build_tokenizer(
     ``tok_cfg`` is a :class:`~seq2seq.config.TokenizerConfig`; ``resolve`` maps a
     configured path to a file path. A joint model's target side is cut down to the
     target language's pieces (``restrict_target_vocab``) when the lines are given.
+    The lines are read as streams (``tgt_lines`` twice: it must be a list or
+    another iterable that starts over, such as
+    :class:`seq2seq.prepared.CorpusSide`).
     """
     if tok_cfg.src_model is not None:
         return Tokenizer(
             read_model_file(resolve(tok_cfg.src_model), "tokenizer.src_model"),
             read_model_file(resolve(tok_cfg.tgt_model), "tokenizer.tgt_model"),
         )
-    if tgt_lines is not None:
-        tgt_lines = list(tgt_lines)  # read twice: for the model and for the cut
     if tok_cfg.model is not None:
         joint = read_model_file(resolve(tok_cfg.model), "tokenizer.model")
         if tgt_lines is None:

@@ -23,26 +23,20 @@ from tqdm import tqdm
 from seq2seq import checkpoint as ckpt
 from seq2seq import distributed, faults, validation
 from seq2seq.config import Config, dump_yaml, from_dict, to_dict
-from seq2seq.data import (
-    BatchIterator,
-    ParallelData,
-    SubwordSampler,
-    encode_pairs,
-    read_corpus,
-)
 from seq2seq.device import resolve_device
 from seq2seq.errors import UserError
 from seq2seq.evaluate import Translator
 from seq2seq.model import Seq2Seq, build_model, count_parameters
 from seq2seq.precision import autocast, choose_amp, choose_threads
 from seq2seq.progress import PLAIN_EVERY_S, bars_enabled
+from seq2seq.run_setup import prepare_run
 from seq2seq.schedules import (
     budget_lr,
     plateau_lr,
     teacher_forcing_ratio,
     warmup_decay_lr,
 )
-from seq2seq.tokenizer import Tokenizer, build_tokenizer
+from seq2seq.tokenizer import Tokenizer
 from seq2seq.trainlog import TrainLog
 
 log = logging.getLogger(__name__)
@@ -78,30 +72,6 @@ class TrainState:
 
 class StopRequested(Exception):
     """SIGINT / SIGTERM arrived: save and stop."""
-
-
-def _resolver(cfg: Config):
-    root = Path(cfg.data.root)
-    return lambda p: root / p
-
-
-def load_split(
-    cfg: Config, split: str, tokenizer: Tokenizer, filter_long: bool = True
-) -> ParallelData:
-    corpus = getattr(cfg.data, split)
-    if corpus is None:
-        raise UserError(f"data.{split}: not set in the config")
-    sources, targets = read_corpus(
-        corpus, Path(cfg.data.root), split, cfg.data.on_bad_lines
-    )
-    return encode_pairs(
-        tokenizer,
-        sources,
-        targets,
-        split,
-        cfg.data.max_src_len if filter_long else None,
-        cfg.data.max_tgt_len if filter_long else None,
-    )
 
 
 def _changed(old: dict, new: dict, prefix: str = "") -> list[tuple[str, Any, Any]]:
@@ -153,59 +123,18 @@ class Trainer:
         random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
 
-        train_src, train_tgt = read_corpus(
-            cfg.data.train, Path(cfg.data.root), "train", cfg.data.on_bad_lines
-        )
-        self.train_pairs_read = len(train_src)  # before the length filter
+        resumed_tokenizer = None
         if resume_state is not None:
             tok = resume_state["tokenizer"]
-            self.tokenizer = Tokenizer(tok["src"], tok["tgt"])
-        else:
-            self.tokenizer = self.dist.share_tokenizer(  # trained once, on rank 0
-                lambda: build_tokenizer(
-                    cfg.tokenizer, train_src, train_tgt, _resolver(cfg)
-                )
-            )
-            if self.dist.is_main:
-                self.tokenizer.save(self.run_dir)
-                dump_yaml(cfg, self.run_dir / "config.yaml")
-        self.train_data = encode_pairs(
-            self.tokenizer,
-            train_src,
-            train_tgt,
-            "train",
-            cfg.data.max_src_len,
-            cfg.data.max_tgt_len,
-        )
-        self.valid_data = load_split(cfg, "valid", self.tokenizer)
-        if cfg.train.valid_max_sentences:
-            n = cfg.train.valid_max_sentences
-            v = self.valid_data
-            self.valid_data = ParallelData(
-                v.src[:n], v.tgt[:n], v.src_text[:n], v.tgt_text[:n]
-            )
-        sampler = None
-        if cfg.tokenizer.sampling_alpha:
-            sampler = SubwordSampler(
-                self.tokenizer,
-                self.train_data,
-                cfg.tokenizer.sampling_alpha,
-                cfg.tokenizer.sampling_nbest,
-                cfg.seed,
-                cfg.data.max_src_len,
-                cfg.data.max_tgt_len,
-            )
-        self.batches = BatchIterator(
-            self.train_data,
-            cfg.train.batch_size,
-            cfg.train.batch_tokens,
-            shuffle=True,
-            seed=cfg.seed,
-            sampler=sampler,
-        )
-        self.valid_batches = BatchIterator(
-            self.valid_data, cfg.decode.batch_size, None, shuffle=False
-        )
+            resumed_tokenizer = Tokenizer(tok["src"], tok["tgt"])
+        run = prepare_run(cfg, self.dist, resumed_tokenizer)
+        self.tokenizer = run.tokenizer
+        if resume_state is None and self.dist.is_main:
+            self.tokenizer.save(self.run_dir)
+            dump_yaml(cfg, self.run_dir / "config.yaml")
+        self.train_data, self.valid_data = run.train_data, run.valid_data
+        self.train_pairs_read = run.train_pairs_read  # before the length filter
+        self.batches, self.valid_batches = run.batches, run.valid_batches
 
         self.model: Seq2Seq = build_model(
             cfg.model,

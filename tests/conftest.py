@@ -43,6 +43,17 @@ PAIRS = [
 ]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _prepared_data_cache(tmp_path_factory):
+    """The prepared-data cache of every run in the tests (and of the processes
+    they start), instead of the user's ~/.cache/seq2seq."""
+    from seq2seq.prepared import CACHE_ENV
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("prepared")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)

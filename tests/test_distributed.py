@@ -213,7 +213,9 @@ def test_two_process_resume_is_exact_with_dropout(ddp):
 
 def test_rank_0_alone_reports_and_saves_an_unwrapped_model(ddp):
     assert ddp.out.stdout.count("done: ") == 4  # one per command, not per rank
-    assert ddp.out.stderr.count("training a joint sentencepiece model") == 3
+    # Trained by the first run, taken from the prepared-data cache by the next two.
+    assert ddp.out.stderr.count("training a joint sentencepiece model") == 1
+    assert ddp.out.stderr.count("joint sentencepiece model trained earlier") == 2
     state = latest(ddp.tmp / "union")
     assert not any(name.startswith("module.") for name in state["model"])
     position = [state["train_state"][k] for k in ("world_size", "epoch", "step")]
@@ -241,3 +243,69 @@ def test_one_process_resumes_a_two_process_checkpoint(
     # Batches 4 and 5 of epoch 2 were left: 2 updates end the epoch.
     assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (7, 2, 0)
     assert state["world_size"] == 1
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_nodes_on_localhost_train_like_the_two_process_run(ddp, tmp_path):
+    """``torchrun --nnodes 2`` (two agents meeting through c10d rendezvous, as two
+    machines would) trains from the shared prepared-data cache to the same
+    weights and losses as the two-process run, itself equal to one process on
+    the union batch (above)."""
+    run_dir = tmp_path / "nodes"
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
+    env["OMP_NUM_THREADS"] = "1"
+    endpoint = f"127.0.0.1:{_free_port()}"
+    node = [
+        str(TORCHRUN),
+        "--nnodes",
+        "2",
+        "--nproc-per-node",
+        "1",
+        "--rdzv-backend",
+        "c10d",
+        "--rdzv-endpoint",
+        endpoint,
+        "-m",
+        "seq2seq",
+        "train",
+        ddp.config,
+        f"run_dir={run_dir}",
+        "--quiet",
+    ]
+    agents = [
+        subprocess.Popen(
+            node,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = []
+    try:
+        for agent in agents:
+            outputs.append(agent.communicate(timeout=400))
+    finally:
+        for agent in agents:
+            if agent.poll() is None:
+                os.killpg(agent.pid, signal.SIGKILL)
+    for agent, (out, err) in zip(agents, outputs):
+        assert agent.returncode == 0, out + err
+    nodes, union = latest(run_dir), latest(ddp.tmp / "union")
+    assert nodes["train_state"]["world_size"] == 2
+    assert nodes["train_state"]["step"] == union["train_state"]["step"] == 5
+    for name, tensor in union["model"].items():
+        assert torch.equal(tensor, nodes["model"][name]), name
+    losses = lambda state: [h["loss"] for h in state["train_state"]["history"]]  # noqa: E731
+    assert losses(nodes) == losses(union)

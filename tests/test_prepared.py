@@ -1,0 +1,259 @@
+"""The prepared-data cache: equal to direct encoding, rebuilt when stale or
+damaged, never trusted half-written; the streaming reader and numpy batching."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import random
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seq2seq import data as data_module
+from seq2seq import prepared
+from seq2seq.config import CorpusConfig, from_dict
+from seq2seq.data import (
+    BatchIterator,
+    SubwordSampler,
+    encode_pairs,
+    iter_lines,
+    make_batches,
+    read_corpus,
+)
+from seq2seq.errors import UserError
+from seq2seq.tokenizer import Tokenizer, train_sentencepiece
+from tests.conftest import PAIRS, ROOT, tiny_config
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """A TSV of the pairs, with an empty line and an over-long pair to drop."""
+    lines = [f"{en}\t{fr}" for en, fr in PAIRS * 4]
+    lines[5] = ""
+    lines[9] = "a " * 30 + "\tb"
+    path = tmp_path / "pairs.tsv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _config(tmp_path: Path, corpus: Path, **sections):
+    return from_dict(tiny_config(tmp_path, corpus, **sections), "test")
+
+
+def _tokenizer(vocab: int = 60, model_type: str = "char") -> Tokenizer:
+    text = [s for pair in PAIRS for s in pair] * 4
+    return Tokenizer(train_sentencepiece(text, vocab, model_type=model_type))
+
+
+def test_round_trip_equals_direct_encoding(tmp_path, corpus):
+    cfg = _config(tmp_path, corpus)
+    tok = _tokenizer()
+    flat = prepared.load_or_prepare(cfg, "train", tok, tmp_path / "cache")
+    sources, targets = read_corpus(cfg.data.train, corpus.parent, "train")
+    direct = encode_pairs(tok, sources, targets, "train", 24, 24)
+    assert isinstance(flat.src_ids.base, np.memmap) and flat.src_ids.dtype == np.int16
+    assert len(flat) == len(direct) == len(PAIRS) * 4 - 2
+    assert flat.pairs_read == len(PAIRS) * 4
+    assert flat.to_parallel() == direct  # ids, BOS / EOS and text
+    # A second call maps the same files instead of encoding again.
+    again = prepared.load_or_prepare(cfg, "train", tok, tmp_path / "cache")
+    assert again.source == flat.source and flat.source.parent == tmp_path / "cache"
+
+
+def test_worker_processes_write_what_one_process_writes(tmp_path, corpus, monkeypatch):
+    cfg = _config(tmp_path, corpus)
+    tok = _tokenizer()
+    monkeypatch.setattr(prepared, "CHUNK_PAIRS", 7)  # several chunks, in order
+    one = prepared.load_or_prepare(cfg, "train", tok, tmp_path / "one", workers=1)
+    two = prepared.load_or_prepare(cfg, "train", tok, tmp_path / "two", workers=2)
+    assert two.to_parallel() == one.to_parallel()
+
+
+def test_a_changed_corpus_file_is_prepared_again(tmp_path, corpus, caplog):
+    cfg = _config(tmp_path, corpus)
+    tok = _tokenizer()
+    cache = tmp_path / "cache"
+    first = prepared.load_or_prepare(cfg, "train", tok, cache)
+    old_dir = first.source
+    with corpus.open("a", encoding="utf-8") as handle:
+        handle.write("New line.\tNouvelle ligne.\n")
+    with caplog.at_level(logging.INFO, logger="seq2seq"):
+        second = prepared.load_or_prepare(cfg, "train", tok, cache)
+    assert "pairs.tsv changed since it was prepared" in caplog.text
+    assert len(second) == len(first) + 1
+    assert second.tgt_text[len(second) - 1] == "Nouvelle ligne."
+    assert not old_dir.exists()  # no corpus can hit it again
+
+
+def test_another_tokenizer_gets_its_own_cache(tmp_path, corpus, caplog):
+    cfg = _config(tmp_path, corpus)
+    cache = tmp_path / "cache"
+    char = prepared.load_or_prepare(cfg, "train", _tokenizer(), cache)
+    with caplog.at_level(logging.INFO, logger="seq2seq"):
+        unigram = prepared.load_or_prepare(
+            cfg, "train", _tokenizer(80, "unigram"), cache
+        )
+    assert "(another tokenizer)" in caplog.text
+    assert unigram.source != char.source
+    assert len(unigram.src_ids) < len(char.src_ids)  # pieces, not characters
+
+
+def test_a_damaged_cache_is_rebuilt_with_the_reason(tmp_path, corpus, caplog):
+    cfg = _config(tmp_path, corpus)
+    tok = _tokenizer()
+    cache = tmp_path / "cache"
+    good = prepared.load_or_prepare(cfg, "train", tok, cache).to_parallel()
+    directory = next(cache.glob("train-*"))
+    ids = directory / "tgt.ids"
+    ids.write_bytes(ids.read_bytes()[:-6])  # truncated
+    with caplog.at_level(logging.WARNING, logger="seq2seq"):
+        again = prepared.load_or_prepare(cfg, "train", tok, cache)
+    assert f"prepared cache {directory} is damaged (tgt.ids has" in caplog.text
+    assert again.to_parallel() == good
+    (directory / "meta.json").unlink()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="seq2seq"):
+        prepared.load_or_prepare(cfg, "train", tok, cache)
+    assert "damaged (no meta.json)" in caplog.text
+
+
+KILLED = textwrap.dedent(
+    """
+    import os, signal, sys
+    from seq2seq import prepared
+    from seq2seq.config import load_config
+    from seq2seq.tokenizer import Tokenizer
+
+    add = prepared._SplitWriter.add
+    def add_then_die(self, chunk):
+        add(self, chunk)
+        os.kill(os.getpid(), signal.SIGKILL)  # mid-way: one chunk written
+    prepared._SplitWriter.add = add_then_die
+    prepared.CHUNK_PAIRS = 5
+    tokenizer = Tokenizer(open(sys.argv[2], "rb").read())
+    prepared.load_or_prepare(load_config(sys.argv[1]), "train", tokenizer)
+    """
+)
+
+
+def test_a_run_killed_while_preparing_leaves_nothing_trusted(tmp_path, corpus, caplog):
+    cfg_dict = tiny_config(tmp_path, corpus)
+    config = tmp_path / "c.yaml"
+    import yaml
+
+    config.write_text(yaml.safe_dump(cfg_dict), encoding="utf-8")
+    tok = _tokenizer()
+    model = tmp_path / "spm.model"
+    model.write_bytes(tok.src_model)
+    cache = tmp_path / "cache"
+    env = {**os.environ, prepared.CACHE_ENV: str(cache)}
+    result = subprocess.run(
+        [sys.executable, "-c", KILLED, str(config), str(model)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+    )
+    assert result.returncode == -9, result.stderr
+    assert list(cache.glob(".tmp-train-*"))  # the half-written split
+    assert not list(cache.glob("train-*"))  # never under its real name
+    cfg = from_dict(cfg_dict, "test")
+    with caplog.at_level(logging.INFO, logger="seq2seq"):
+        flat = prepared.load_or_prepare(cfg, "train", tok, cache)
+    assert "left by a preparation that did not finish" in caplog.text
+    assert not list(cache.glob(".tmp-*"))
+    sources, targets = read_corpus(cfg.data.train, corpus.parent, "train")
+    assert flat.to_parallel() == encode_pairs(tok, sources, targets, "train", 24, 24)
+
+
+def test_streaming_reader_names_file_and_line_across_blocks(tmp_path, monkeypatch):
+    monkeypatch.setattr(data_module, "READ_BLOCK", 7)  # lines span blocks
+    lines = [f"line {i} ü" for i in range(1, 40)]
+    plain = tmp_path / "a.txt"
+    plain.write_text("\n".join(lines), encoding="utf-8")  # no final newline
+    packed = tmp_path / "a.gz"
+    with gzip.open(packed, "wt", encoding="utf-8") as handle:
+        handle.write("\r\n".join(lines) + "\r\n")
+    assert list(iter_lines(plain)) == lines == list(iter_lines(packed))
+    bad = tmp_path / "bad.de"
+    bad.write_bytes("\n".join(lines[:22]).encode() + b"\n\xff broken\n" + b"ok\n")
+    with pytest.raises(UserError, match=r"bad\.de:23: not valid UTF-8 \(byte 0xff\)"):
+        list(iter_lines(bad))
+    assert list(iter_lines(bad, skip_bad=True))[22:] == [None, "ok"]
+    tsv = tmp_path / "p.tsv"
+    tsv.write_text("a\tb\n" * 30 + "no tab\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"p\.tsv:31: expected at least 2"):
+        read_corpus(CorpusConfig(tsv="p.tsv"), tmp_path, "train")
+
+
+def _greedy_token_batches(src, tgt, order, budget):
+    """The list-based cutting rule numpy's must equal."""
+    batches, current, longest = [], [], 0
+    for i in order:
+        longest_if_added = max(longest, tgt[i], src[i])
+        if current and longest_if_added * (len(current) + 1) > budget:
+            batches.append(current)
+            current, longest_if_added = [], max(tgt[i], src[i])
+        current.append(i)
+        longest = longest_if_added
+    return batches + [current]
+
+
+def test_token_batches_cut_where_the_greedy_rule_cuts():
+    rng = random.Random(0)
+    src = [rng.randint(1, 60) for _ in range(3000)]
+    tgt = [rng.randint(1, 60) for _ in range(3000)]
+    for budget in (1, 50, 700, 4096):
+        batches = make_batches(src, tgt, 8, budget, shuffle=False)
+        order = [i for b in batches for i in b]
+        expected = _greedy_token_batches(src, tgt, order, budget)
+        assert list(batches) == expected
+
+
+def test_sampled_segmentation_depends_on_seed_epoch_and_sentence_alone():
+    text = [s for pair in PAIRS for s in pair] * 4
+    tok = Tokenizer(train_sentencepiece(text, 60))  # unigram
+    sources, targets = [en for en, _ in PAIRS], [fr for _, fr in PAIRS]
+    data = encode_pairs(tok, sources, targets, "train")
+    sampler = SubwordSampler(tok, data, 0.1, 8, 5)
+    everything = sampler.draw(range(len(data)), 2)
+    # A batch of some sentences (another rank's, or one after a resume, with a
+    # sampler built afresh) draws what the whole epoch drew for them.
+    fresh = SubwordSampler(tok, data, 0.1, 8, 5)
+    rows = [7, 2, 9]
+    src, tgt = fresh.draw(rows, 2)
+    assert src == [everything[0][i] for i in rows]
+    assert tgt == [everything[1][i] for i in rows]
+    assert sampler.draw(range(len(data)), 3) != everything
+    assert SubwordSampler(tok, data, 0.1, 8, 6).draw(range(len(data)), 2) != everything
+
+
+def test_batches_read_from_the_arrays_equal_the_list_batches(tmp_path, corpus):
+    cfg = _config(tmp_path, corpus)
+    tok = _tokenizer()
+    flat = prepared.load_or_prepare(cfg, "train", tok, tmp_path / "cache")
+    lists = flat.to_parallel()
+    mapped, listed = BatchIterator(flat, 5, seed=3), BatchIterator(lists, 5, seed=3)
+    assert mapped.epoch_batches(1) == listed.epoch_batches(1)
+    for indices in mapped.epoch_batches(1):
+        batch = mapped.batch(indices)
+        rows = [lists.tgt[i] for i in indices]
+        assert batch.src_lengths.tolist() == [len(lists.src[i]) for i in indices]
+        for row, (i, target) in enumerate(zip(indices, rows)):
+            assert batch.src[row, : len(lists.src[i])].tolist() == lists.src[i]
+            assert batch.tgt_in[row, : len(target) - 1].tolist() == target[:-1]
+            assert batch.tgt_out[row, : len(target) - 1].tolist() == target[1:]
+
+
+def test_an_unwritable_cache_is_a_one_line_error(tmp_path, corpus):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", encoding="utf-8")
+    with pytest.raises(UserError, match=r"cannot create the prepared-data cache .*"):
+        prepared.load_or_prepare(
+            _config(tmp_path, corpus), "train", _tokenizer(), blocker / "cache"
+        )
