@@ -1,4 +1,4 @@
-"""Command line: ``seq2seq train | evaluate | translate | export | data ...``.
+"""Command line: ``seq2seq train | evaluate | translate | serve | export | data ...``.
 
 Expected failures print ``error: <one line>`` on stderr and exit with status 2;
 ``--debug`` shows the traceback instead.
@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -20,7 +22,11 @@ from seq2seq.errors import UserError
 log = logging.getLogger("seq2seq")
 
 
-def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_decoding_arguments(
+    parser: argparse.ArgumentParser, batches: bool = True
+) -> None:
+    """The model and decoding options; ``batches`` False (serve) leaves out
+    --batch-size and --quiet."""
     parser.add_argument(
         "--ensemble",
         action="append",
@@ -42,15 +48,17 @@ def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
         "--alpha",
         type=float,
         default=None,
-        help="beam search length penalty (default: the run's decode.length_penalty)",
+        help="beam search length penalty, >= 0 (0: none; default: the run's "
+        "decode.length_penalty)",
     )
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=None,
-        metavar="N",
-        help="sentences per batch (default: the run's decode.batch_size)",
-    )
+    if batches:
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=None,
+            metavar="N",
+            help="sentences per batch (default: the run's decode.batch_size)",
+        )
     parser.add_argument(
         "--amp",
         choices=["auto", "none", "bf16", "fp16"],
@@ -58,11 +66,12 @@ def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
         help="decode under autocast: none (default, fp32), bf16, fp16 (CUDA), "
         "auto (bf16 on CPUs with native bf16)",
     )
-    parser.add_argument(
-        "--quiet",
-        action="store_true",
-        help="no progress bar (shown on stderr only when it is a terminal)",
-    )
+    if batches:
+        parser.add_argument(
+            "--quiet",
+            action="store_true",
+            help="no progress bar (shown on stderr only when it is a terminal)",
+        )
     parser.add_argument(
         "--device",
         default="auto",
@@ -96,13 +105,15 @@ def _add_translate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--show-scores",
         action="store_true",
-        help="text format: append <TAB>score to each translation",
+        help="text format: append <TAB>score to each translation (jsonl always "
+        "carries the scores)",
     )
     parser.add_argument(
         "--show-attention",
         action="store_true",
         help="text format: print each translation's attention under it as a "
-        "shaded grid (target subwords down, source across)",
+        "shaded grid (target subwords down, source across), one per n-best "
+        "alternative (jsonl always carries the best one's attention)",
     )
     parser.add_argument(
         "--plot-attention",
@@ -165,10 +176,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="a split from the run's config (default: test)",
     )
     p.add_argument("--output", help="write the translations to this file")
+    p.add_argument(
+        "--metrics",
+        nargs="+",
+        choices=["bleu", "chrf", "ter"],
+        default=["bleu"],
+        metavar="METRIC",
+        help="sacreBLEU metrics to compute: bleu (default), chrf, ter; several "
+        "may follow (--metrics bleu chrf ter)",
+    )
+    p.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="text (default): each metric's sacreBLEU line and signature; json: "
+        "one object with each metric's score and signature, the hypothesis file "
+        "and the decoding settings",
+    )
     _add_decoding_arguments(p)
 
     p = sub.add_parser("translate", help="translate sentences (arguments or stdin)")
-    p.add_argument("run", help="run directory (its best checkpoint) or checkpoint file")
+    p.add_argument(
+        "run",
+        help="run directory (its best checkpoint), checkpoint file, or a directory "
+        "written by `seq2seq export --onnx` (decoded with onnxruntime)",
+    )
     p.add_argument(
         "sentences",
         nargs="*",
@@ -177,6 +209,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_decoding_arguments(p)
     _add_translate_arguments(p)
+
+    p = sub.add_parser(
+        "serve",
+        help="translate over HTTP (POST /translate), batching concurrent requests",
+    )
+    p.add_argument(
+        "run",
+        help="run directory (its best checkpoint), checkpoint file, or ONNX export",
+    )
+    _add_decoding_arguments(p, batches=False)
+    from seq2seq.serve import add_serve_arguments
+
+    add_serve_arguments(p)
 
     p = sub.add_parser("export", help="export a run for inference without PyTorch")
     p.add_argument("run", help="run directory (its best checkpoint) or checkpoint file")
@@ -234,26 +279,67 @@ def _configure_logging() -> None:
     log.propagate = False
 
 
-def _translator(args: argparse.Namespace):
-    from seq2seq.config import replace
-    from seq2seq.device import resolve_device
-    from seq2seq.evaluate import Translator, load_ensemble
-    from seq2seq.precision import autocast_dtype
-
+def _check_decoding_arguments(args: argparse.Namespace) -> None:
+    """One-line errors for decoding options out of range, before loading a model."""
     if args.beam is not None and args.beam < 1:
         raise UserError(f"--beam {args.beam}: must be >= 1")
+    if args.alpha is not None and not (0 <= args.alpha < math.inf):
+        raise UserError(
+            f"--alpha {args.alpha:g}: the length penalty must be a number >= 0 "
+            "(0: none; GNMT uses 0.6 to 1.0)"
+        )
+    if getattr(args, "batch_size", None) is not None and args.batch_size < 1:
+        raise UserError(f"--batch-size {args.batch_size}: must be >= 1")
+
+
+def _load_for_decoding(args: argparse.Namespace):
+    """(model, tokenizer, decode settings, device, amp dtype, config) of
+    ``args.run`` (with ``--ensemble``), or of an ONNX export directory (then the
+    config is None)."""
+    from seq2seq.device import resolve_device
+    from seq2seq.evaluate import load_ensemble
+    from seq2seq.precision import autocast_dtype
+
+    if Path(args.run).is_dir() and (Path(args.run) / "config.json").is_file():
+        from seq2seq.onnx_model import is_export, load_export
+
+        if is_export(args.run):
+            if args.ensemble:
+                raise UserError(
+                    f"--ensemble: {args.run} is an ONNX export, which decodes "
+                    "alone; ensemble run directories or checkpoints instead"
+                )
+            if args.amp != "none" or args.device == "cuda":
+                raise UserError(
+                    f"{args.run} is an ONNX export: it decodes in fp32 on the CPU "
+                    "(drop --amp and --device cuda)"
+                )
+            model, tokenizer, decode = load_export(args.run)
+            return model, tokenizer, decode, _cpu(), None, None
     device = resolve_device(args.device)
     model, tokenizer, cfg = load_ensemble([args.run, *args.ensemble], device)
-    decode = cfg.decode
+    amp_dtype = autocast_dtype(args.amp, device, "--amp")
+    return model, tokenizer, cfg.decode, device, amp_dtype, cfg
+
+
+def _cpu():
+    import torch
+
+    return torch.device("cpu")
+
+
+def _translator(args: argparse.Namespace):
+    from seq2seq.config import replace
+    from seq2seq.evaluate import Translator
+
+    _check_decoding_arguments(args)
+    model, tokenizer, decode, device, amp_dtype, cfg = _load_for_decoding(args)
     if args.beam is None:
         args.beam = decode.beam_size
     if args.alpha is None:
         args.alpha = decode.length_penalty
     if args.batch_size is not None:
-        if args.batch_size < 1:
-            raise UserError(f"--batch-size {args.batch_size}: must be >= 1")
         decode = replace(decode, batch_size=args.batch_size)
-    amp_dtype = autocast_dtype(args.amp, device, "--amp")
     return Translator(
         model,
         tokenizer,
@@ -309,14 +395,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from seq2seq.evaluate import evaluate_files, read_eval_data
+    from seq2seq.evaluate import evaluate_files, read_eval_data, score_record
     from seq2seq.progress import progress_bar
 
     translator, cfg = _translator(args)
+    if cfg is None and args.src is None:
+        raise UserError(
+            f"{args.run} is an ONNX export, which names no data: give --src and --ref"
+        )
     sources, refs = read_eval_data(cfg, args.src, args.ref, args.split)
     with progress_bar(len(sources), "translate", _bars(args)) as update:
         translator.on_batch = update
-        hypotheses, score = evaluate_files(translator, sources, refs)
+        hypotheses, scores = evaluate_files(
+            translator, sources, refs, list(dict.fromkeys(args.metrics))
+        )
     if args.output:
         try:
             Path(args.output).write_text(
@@ -326,8 +418,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise UserError(
                 f"--output {args.output}: cannot write ({err.strerror})"
             ) from None
-    print(score.text)
-    print(score.signature)
+    if args.format == "json":
+        decode = translator.decode
+        report = {
+            "metrics": {name: score_record(s) for name, s in scores.items()},
+            "hypotheses": args.output,
+            "sentences": len(hypotheses),
+            "source": args.src or f"the run's {args.split or 'test'} split",
+            "reference": args.ref or f"the run's {args.split or 'test'} split",
+            "decoding": {
+                "run": args.run,
+                "ensemble": args.ensemble,
+                "beam": translator.beam_size,
+                "alpha": translator.alpha,
+                "max_len_a": decode.max_len_a,
+                "max_len_b": decode.max_len_b,
+                "batch_size": decode.batch_size,
+                "amp": args.amp,
+                "device": str(translator.device),
+            },
+        }
+        print(json.dumps(report, indent=1, ensure_ascii=False))
+        return 0
+    for score in scores.values():
+        print(score.text)
+        print(score.signature)
     return 0
 
 
@@ -344,14 +459,29 @@ def cmd_translate(args: argparse.Namespace) -> int:
         raise UserError("translate: give sentences or --input FILE, not both")
     if args.n_best is not None and args.n_best < 1:
         raise UserError(f"--n-best {args.n_best}: must be >= 1")
-    translator, cfg = _translator(args)
+    translator, _ = _translator(args)
     if args.n_best is None:
-        args.n_best = min(cfg.decode.n_best, translator.beam_size)
+        args.n_best = min(translator.decode.n_best, translator.beam_size)
     if args.n_best > translator.beam_size:
         raise UserError(
             f"--n-best {args.n_best} is larger than --beam {translator.beam_size}"
         )
     translator.n_best = args.n_best
+    text_only = [
+        flag
+        for flag, given in (
+            ("--show-scores", args.show_scores),
+            ("--show-attention", args.show_attention),
+        )
+        if given
+    ]
+    if args.format == "jsonl" and text_only:
+        # Nothing is dropped: each JSON line has them; say so instead of ignoring.
+        log.info(
+            "note: %s: for --format text; each JSON line always carries the "
+            "score, the n-best scores and the attention",
+            " and ".join(text_only),
+        )
     plot_dir = None
     if args.plot_attention is not None:
         plot_dir = Path(args.plot_attention)
@@ -420,6 +550,16 @@ def _stdin_is_terminal() -> bool:
     return is_terminal(sys.stdin)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from seq2seq.serve import serve_command
+
+    def load(args: argparse.Namespace):
+        _check_decoding_arguments(args)
+        return _load_for_decoding(args)
+
+    return serve_command(args, load)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from seq2seq.export import export_onnx
 
@@ -463,6 +603,7 @@ COMMANDS = {
     "validate": cmd_validate,
     "evaluate": cmd_evaluate,
     "translate": cmd_translate,
+    "serve": cmd_serve,
     "export": cmd_export,
     "data": cmd_data,
 }

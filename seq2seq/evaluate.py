@@ -7,7 +7,7 @@ import gzip
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -19,7 +19,7 @@ from seq2seq.config import Config, DecodeConfig, from_dict
 from seq2seq.data import collate, inference_batches, read_corpus, read_lines
 from seq2seq.ensemble import Ensemble
 from seq2seq.errors import UserError
-from seq2seq.metrics import Score, bleu
+from seq2seq.metrics import Score, bleu, chrf, ter
 from seq2seq.model import Seq2Seq, build_model
 from seq2seq.precision import autocast
 from seq2seq.search import Hypothesis, beam_search, greedy_search
@@ -35,6 +35,8 @@ class Translation:
     ``finished``: the output ended with EOS (then T = len(tokens) + 1, the last
     attention row being EOS's). ``source``: the input line. ``nbest``: the
     ``n_best`` best (text, score) pairs, best first (the first is text, score).
+    ``hypotheses``: the search's hypotheses behind ``nbest`` (tokens, score,
+    attention (T, S) and finished of each), empty for a blank line.
     """
 
     text: str
@@ -44,6 +46,11 @@ class Translation:
     finished: bool = True
     source: str = ""
     nbest: list[tuple[str, float]] = field(default_factory=list)
+    hypotheses: list[Hypothesis] = field(default_factory=list)
+
+    def best(self) -> Hypothesis:
+        """The best hypothesis (tokens, score, attention, finished)."""
+        return Hypothesis(self.tokens, self.score, self.attention, self.finished)
 
 
 class Translator:
@@ -190,6 +197,7 @@ class Translator:
                 best.finished,
                 lines[i],
                 alternatives,
+                hyps,
             )
         return out
 
@@ -208,10 +216,6 @@ class Translator:
                 buffer = []
         if buffer:
             yield from self.translate_lines(buffer, return_attention, first_line)
-
-    def stream(self, lines: Iterable[str], chunk: int = 1000) -> Iterator[str]:
-        """Translate a stream of lines chunk by chunk, one output per input line."""
-        return (t.text for t in self.stream_translations(lines, chunk))
 
 
 def iter_lines(path: Path, chunk_bytes: int = 1 << 20) -> Iterator[str]:
@@ -275,15 +279,36 @@ def open_output(path: str | None) -> Iterator[TextIO]:
         yield handle
 
 
+def attention_labels(
+    tokenizer: Tokenizer, source: str, hypothesis: Hypothesis
+) -> tuple[list[str], list[str]]:
+    """Source pieces (attention columns, ``</s>`` last) and target pieces
+    (attention rows, ``</s>`` last when finished) of one hypothesis of ``source``;
+    both empty for a blank source."""
+    if not source.strip():
+        return [], []
+    src = tokenizer.src_pieces(source.strip())
+    if hypothesis.attention is not None:
+        columns = hypothesis.attention.size(1)
+        if len(src) > columns:  # the input was cut to the model's max_src_len
+            src = src[: columns - 1] + ["</s>"]
+    tgt = tokenizer.tgt_pieces(hypothesis.tokens)
+    if hypothesis.finished:
+        tgt.append("</s>")
+    return src, tgt
+
+
 class TranslationWriter:
     """Writes translations to a text stream as ``text`` or ``jsonl``, and, with
     ``plot_dir``, one attention heatmap per translated line (``0001.png`` for input
     line 1, ...; blank lines get none).
 
     ``text``: per input line, one line per alternative in :attr:`Translation.nbest`
-    (one unless n-best), with ``<TAB>score`` when ``show_scores``, and with
-    ``show_attention`` the best one's heatmap as text and a blank line. ``jsonl``: one
-    JSON object per input line (see :meth:`record`).
+    (one unless n-best), with ``<TAB>score`` when ``show_scores``; with
+    ``show_attention`` each alternative's heatmap as text follows its line, then a
+    blank line. ``jsonl``: one JSON object per input line (see :meth:`record`), which
+    always carries the scores and attention (``show_scores`` and ``show_attention``
+    concern the text format only).
     """
 
     def __init__(
@@ -321,13 +346,10 @@ class TranslationWriter:
         self.line_number += 1
         if self.output_format == "jsonl":
             lines = [json.dumps(self.record(translation), ensure_ascii=False)]
+        elif self.show_attention and translation.attention is not None:
+            lines = self.text_lines_with_attention(translation)
         else:
             lines = self.text_lines(translation)
-            if self.show_attention and translation.attention is not None:
-                from seq2seq.textplot import text_heatmap
-
-                src, tgt = self.labels(translation)
-                lines += [text_heatmap(translation.attention.tolist(), src, tgt), ""]
         self.out.write("".join(line + "\n" for line in lines))
         if self.flush:
             self.out.flush()
@@ -341,20 +363,31 @@ class TranslationWriter:
             return [f"{text}\t{score:.4f}" for text, score in alternatives]
         return [text for text, _ in alternatives]
 
+    def text_lines_with_attention(self, translation: Translation) -> list[str]:
+        """Each alternative's line, its attention grid under it and a blank line;
+        with n-best, each grid's corner names its alternative (``2/3``)."""
+        from seq2seq.textplot import text_heatmap
+
+        hypotheses = translation.hypotheses or [translation.best()]
+        lines = []
+        for rank, (line, hypothesis) in enumerate(
+            zip(self.text_lines(translation), hypotheses), start=1
+        ):
+            lines.append(line)
+            if hypothesis.attention is None:
+                continue
+            src, tgt = attention_labels(self.tokenizer, translation.source, hypothesis)
+            corner = f"{rank}/{len(hypotheses)}" if len(hypotheses) > 1 else ""
+            lines += [
+                text_heatmap(hypothesis.attention.tolist(), src, tgt, corner),
+                "",
+            ]
+        return lines
+
     def labels(self, translation: Translation) -> tuple[list[str], list[str]]:
         """Source pieces (attention columns, ``</s>`` last) and target pieces
         (attention rows, ``</s>`` last when finished) of a translation."""
-        if not translation.source.strip():
-            return [], []
-        src = self.tokenizer.src_pieces(translation.source.strip())
-        if translation.attention is not None:
-            columns = translation.attention.size(1)
-            if len(src) > columns:  # the input was cut to the model's max_src_len
-                src = src[: columns - 1] + ["</s>"]
-        tgt = self.tokenizer.tgt_pieces(translation.tokens)
-        if translation.finished:
-            tgt.append("</s>")
-        return src, tgt
+        return attention_labels(self.tokenizer, translation.source, translation.best())
 
     def record(self, translation: Translation) -> dict:
         """The JSON object of one input line: source, translation, score, tokens
@@ -439,11 +472,41 @@ def load_ensemble(
 
 
 def evaluate_files(
-    translator: Translator, src_lines: list[str], ref_lines: list[str]
-) -> tuple[list[str], Score]:
-    """Translate ``src_lines`` and score them against ``ref_lines`` with sacreBLEU."""
+    translator: Translator,
+    src_lines: list[str],
+    ref_lines: list[str],
+    metrics: Sequence[str] = ("bleu",),
+) -> tuple[list[str], dict[str, Score]]:
+    """Translate ``src_lines`` and score them against ``ref_lines`` with each
+    named sacreBLEU metric (see :func:`score_hypotheses`)."""
     hypotheses = [t.text for t in translator.translate_lines(src_lines)]
-    return hypotheses, bleu(hypotheses, ref_lines)
+    return hypotheses, score_hypotheses(hypotheses, ref_lines, metrics)
+
+
+METRICS: dict[str, Callable[[list[str], list[str]], Score]] = {
+    "bleu": bleu,
+    "chrf": chrf,
+    "ter": ter,
+}
+
+
+def score_hypotheses(
+    hypotheses: list[str], references: list[str], metrics: Sequence[str]
+) -> dict[str, Score]:
+    """Each named metric (``bleu``, ``chrf``, ``ter``) of the hypotheses, as
+    ``sacrebleu -m NAME`` scores them, in the order given."""
+    return {name: METRICS[name](hypotheses, references) for name in metrics}
+
+
+def score_record(score: Score) -> dict:
+    """One metric as ``sacrebleu -f json`` names it: name (``BLEU``, ``chrF2``,
+    ``TER``), score (unrounded), signature, and sacrebleu's text line."""
+    return {
+        "name": score.text.split(" = ", 1)[0],
+        "score": score.score,
+        "signature": score.signature,
+        "text": score.text,
+    }
 
 
 def read_eval_data(

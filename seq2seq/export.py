@@ -21,6 +21,9 @@ within its length); :func:`export_onnx` checks that they give PyTorch's outputs.
 :class:`OnnxTranslator` does greedy search over the two graphs exactly as
 :func:`seq2seq.search.greedy_search` does. This module imports torch only inside
 :func:`export_onnx`: the translator needs numpy, onnxruntime and sentencepiece.
+Beam search (and everything else ``seq2seq translate`` does) runs on an export
+through :class:`seq2seq.onnx_model.OnnxModel`, which gives the graphs to the
+PyTorch search code: ``seq2seq translate EXPORT_DIR --beam 5``.
 """
 
 from __future__ import annotations
@@ -122,6 +125,12 @@ def export_onnx(run: str | Path, directory: Path, opset: int = 17) -> list[Path]
         # greedy_search forbids EOS as the first token (no empty translations).
         "min_output_tokens": 1,
         "attention": cfg.model.attention,
+        # The run's decoding defaults, for `seq2seq translate EXPORT_DIR`.
+        "decode": {
+            "beam_size": cfg.decode.beam_size,
+            "length_penalty": cfg.decode.length_penalty,
+            "n_best": cfg.decode.n_best,
+        },
         "state_names": [n for n in enc_names if n in ("hidden", "feed")],
         "opset": opset,
     }

@@ -1,4 +1,5 @@
-"""Corpus BLEU and chrF through sacrebleu (cased, detokenized, 13a tokenizer)."""
+"""Corpus BLEU, chrF and TER through sacrebleu, with its default settings (BLEU:
+cased, detokenized, 13a tokenizer)."""
 
 from __future__ import annotations
 
@@ -26,5 +27,13 @@ def bleu(hypotheses: list[str], references: list[str]) -> Score:
 def chrf(hypotheses: list[str], references: list[str]) -> Score:
     """sacrebleu chrF of detokenized hypotheses against one reference each."""
     metric = sacrebleu.CHRF()
+    result = metric.corpus_score(hypotheses, [references])
+    return Score(result.score, str(result), str(metric.get_signature()))
+
+
+def ter(hypotheses: list[str], references: list[str]) -> Score:
+    """sacrebleu TER (translation edit rate; lower is better) of detokenized
+    hypotheses against one reference each."""
+    metric = sacrebleu.TER()
     result = metric.corpus_score(hypotheses, [references])
     return Score(result.score, str(result), str(metric.get_signature()))

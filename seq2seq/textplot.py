@@ -40,13 +40,18 @@ def _pad(text: str, width: int) -> str:
 
 
 def text_heatmap(
-    weights: Sequence[Sequence[float]], source: Sequence[str], target: Sequence[str]
+    weights: Sequence[Sequence[float]],
+    source: Sequence[str],
+    target: Sequence[str],
+    corner: str = "",
 ) -> str:
     """The heatmap of ``weights`` (one row per target piece, one column per source
-    piece) as lines of text, trailing blanks removed."""
+    piece) as lines of text, trailing blanks removed. ``corner``: a label written
+    in the header line above the target pieces (which n-best alternative)."""
     widths = [max(display_width(piece), 1) for piece in source]
-    label = max((display_width(piece) for piece in target), default=0)
-    lines = [" " * label + " " + " ".join(_pad(p, w) for p, w in zip(source, widths))]
+    label = max([display_width(piece) for piece in target] + [display_width(corner)])
+    header = " ".join(_pad(p, w) for p, w in zip(source, widths))
+    lines = [_pad(corner, label) + " " + header]
     for piece, row in zip(target, weights):
         cells = " ".join(shade(float(w)) * width for w, width in zip(row, widths))
         lines.append(_pad(piece, label) + " " + cells)

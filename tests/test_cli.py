@@ -282,7 +282,7 @@ def test_long_line_warning_names_the_real_input_line(trained_run, caplog):
     translator = Translator(model, tokenizer, cfg.decode, torch.device("cpu"))
     lines = ["I am cold.", "", "x " * 200, "He eats bread.", "y " * 200]
     with caplog.at_level(logging.WARNING, logger="seq2seq"):
-        out = list(translator.stream(lines, chunk=2))
+        out = [t.text for t in translator.stream_translations(lines, chunk=2)]
     assert len(out) == len(lines) and out[1] == ""
     warned = [
         r.getMessage().split()[2]

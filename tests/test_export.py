@@ -114,3 +114,49 @@ def test_onnx_export_of_the_other_model_options(tmp_path):
 def test_export_errors_are_one_line(tmp_path, capsys):
     assert main(["export", str(tmp_path / "none"), "--onnx", str(tmp_path / "x")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_translate_an_export_with_beam_search_as_the_torch_model_does(tmp_path, capsys):
+    """``seq2seq translate EXPORT_DIR --beam 4``: the same search code over the
+    onnxruntime graphs gives the PyTorch model's n-best texts, scores and
+    attention."""
+    from seq2seq.onnx_model import load_export
+
+    run, export_dir = train_and_export(tmp_path, train={"epochs": 10})
+    lines = sentences(40)
+    model, tokenizer, cfg = load_model(run, torch.device("cpu"))
+    onnx_model, onnx_tokenizer, decode = load_export(export_dir)
+    assert decode == cfg.decode  # the run's decoding settings travel in config.json
+    cpu = torch.device("cpu")
+    torch_beam = Translator(model, tokenizer, cfg.decode, cpu, None, 4, 1.0, 2)
+    onnx_beam = Translator(onnx_model, onnx_tokenizer, decode, cpu, None, 4, 1.0, 2)
+    expected = torch_beam.translate_lines(lines, return_attention=True)
+    got = onnx_beam.translate_lines(lines, return_attention=True)
+    assert len({t.text for t in expected}) >= 5  # a model that says different things
+    for want, have in zip(expected, got):
+        assert [text for text, _ in have.nbest] == [text for text, _ in want.nbest]
+        for (_, have_score), (_, want_score) in zip(have.nbest, want.nbest):
+            assert have_score == pytest.approx(want_score, abs=1e-4)
+        if want.attention is not None:
+            torch.testing.assert_close(
+                have.attention, want.attention, atol=1e-4, rtol=0
+            )
+    # Through the command line, as users call it.
+    args = ["--beam", "4", "--n-best", "2"]
+    capsys.readouterr()
+    assert main(["translate", str(export_dir), *lines[:12], *args]) == 0
+    from_export = capsys.readouterr().out
+    assert main(["translate", str(run), *lines[:12], *args]) == 0
+    assert from_export == capsys.readouterr().out
+
+
+def test_translate_an_export_refuses_what_it_cannot_do(tmp_path, capsys):
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "encoder.onnx").write_bytes(b"")
+    assert main(["translate", str(tmp_path), "x", "--ensemble", "other"]) == 2
+    assert "is an ONNX export, which decodes alone" in capsys.readouterr().err
+    assert main(["translate", str(tmp_path), "x"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err == f"error: {tmp_path / 'config.json'}: format_version None, expected 1\n"
+    )

@@ -357,3 +357,47 @@ def test_decoding_under_bf16_autocast_and_fp16_refused_on_cpu(run, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err == "error: --amp: fp16 needs a CUDA device; use bf16 on CPU\n"
+
+
+# ---------------------------------------------------------------- option checks
+
+
+@pytest.mark.parametrize("alpha", ["-1", "nan", "inf"])
+def test_a_negative_or_non_finite_alpha_is_a_one_line_error(run, capsys, alpha):
+    assert main(["translate", run, "I am cold.", "--beam", "2", "--alpha", alpha]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --alpha {alpha}: the length penalty must be a ")
+    assert ">= 0" in err and err.count("\n") == 1
+
+
+def test_jsonl_with_show_scores_carries_the_scores_and_says_so(run, capsys):
+    args = ("--beam", "3", "--n-best", "2", "--show-scores")
+    capsys.readouterr()
+    assert main(["translate", run, "I am cold.", "--format", "jsonl", *args]) == 0
+    captured = capsys.readouterr()
+    record = json.loads(captured.out)
+    scored = translate(capsys, run, "I am cold.", *args)
+    assert [f"{alt['score']:.4f}" for alt in record["nbest"]] == [
+        line.split("\t")[1] for line in scored
+    ]
+    assert "--show-scores: for --format text" in captured.err
+    assert "always carries the score" in captured.err
+
+
+def test_n_best_with_show_attention_labels_one_grid_per_alternative(run, capsys):
+    lines = translate(
+        capsys, run, "I am cold.", "--beam", "3", "--n-best", "2", "--show-attention"
+    )
+    texts = translate(capsys, run, "I am cold.", "--beam", "3", "--n-best", "2")
+    headers = [i for i, line in enumerate(lines) if line.startswith(("1/2", "2/2"))]
+    assert [lines[i].split()[0] for i in headers] == ["1/2", "2/2"]
+    source = lines[headers[0]].split()[1:]
+    assert source[-1] == "</s>" and lines[headers[1]].split()[1:] == source
+    # Each grid sits under its own alternative, rows = that alternative's pieces.
+    for header, text in zip(headers, texts):
+        assert lines[header - 1] == text
+        end = lines.index("", header)
+        pieces = [row.split()[0] for row in lines[header + 1 : end]]
+        assert pieces[-1] == "</s>"
+        assert "".join(pieces[:-1]).replace("▁", " ").strip() == text
+    assert lines[-1] == "" and len(headers) == 2
