@@ -32,7 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from seq2seq import __version__
 from seq2seq.config import Config, load_config, replace
 from seq2seq.errors import UserError
-from seq2seq.evaluate import Translator, load_model
+from seq2seq.inference import Translator, load_model
 from seq2seq.model import count_parameters
 from seq2seq.precision import autocast_dtype
 from seq2seq.train import Trainer

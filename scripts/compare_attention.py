@@ -22,7 +22,7 @@ import torch
 
 from seq2seq.attention import RULES
 from seq2seq.checkpoint import load_checkpoint
-from seq2seq.evaluate import load_model
+from seq2seq.inference import load_model
 from seq2seq.model import count_parameters
 
 

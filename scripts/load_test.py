@@ -216,7 +216,7 @@ def offline(
     if threads is not None:
         torch.set_num_threads(threads)
     from seq2seq.config import replace
-    from seq2seq.evaluate import Translator, load_model
+    from seq2seq.inference import Translator, load_model
 
     model, tokenizer, cfg = load_model(run, torch.device("cpu"))
     decode = replace(cfg.decode, batch_size=batch_size)
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import httpx
 
-    from seq2seq.evaluate import iter_lines
+    from seq2seq.inference import iter_lines
 
     lines = [line.strip() for line in iter_lines(Path(args.input)) if line.strip()]
     if not lines:

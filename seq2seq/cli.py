@@ -297,7 +297,7 @@ def _load_for_decoding(args: argparse.Namespace):
     ``args.run`` (with ``--ensemble``), or of an ONNX export directory (then the
     config is None)."""
     from seq2seq.device import resolve_device
-    from seq2seq.evaluate import load_ensemble
+    from seq2seq.inference import load_ensemble
     from seq2seq.precision import autocast_dtype
 
     if Path(args.run).is_dir() and (Path(args.run) / "config.json").is_file():
@@ -330,7 +330,7 @@ def _cpu():
 
 def _translator(args: argparse.Namespace):
     from seq2seq.config import replace
-    from seq2seq.evaluate import Translator
+    from seq2seq.inference import Translator
 
     _check_decoding_arguments(args)
     model, tokenizer, decode, device, amp_dtype, cfg = _load_for_decoding(args)
@@ -395,7 +395,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from seq2seq.evaluate import evaluate_files, read_eval_data, score_record
+    from seq2seq.inference import evaluate_files, read_eval_data, score_record
     from seq2seq.progress import progress_bar
 
     translator, cfg = _translator(args)
@@ -447,7 +447,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
-    from seq2seq.evaluate import (
+    from seq2seq.inference import (
         TranslationWriter,
         count_lines,
         iter_lines,

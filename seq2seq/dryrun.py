@@ -22,7 +22,7 @@ import yaml
 
 from seq2seq import checkpoint as ckpt
 from seq2seq.config import Config, replace, to_dict
-from seq2seq.evaluate import Translator
+from seq2seq.inference import Translator
 from seq2seq.model import count_parameters
 
 TIMED_STEPS = 6

@@ -67,7 +67,7 @@ def export_onnx(run: str | Path, directory: Path, opset: int = 17) -> list[Path]
         ) from None
     import torch
 
-    from seq2seq.evaluate import load_model
+    from seq2seq.inference import load_model
 
     model, tokenizer, cfg = load_model(run, torch.device("cpu"))
     model.float().eval()

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from seq2seq.evaluate import TranslationWriter, Translator
+from seq2seq.inference import TranslationWriter, Translator
 from seq2seq.progress import is_terminal
 
 HISTORY_FILE = Path("~/.seq2seq_history")

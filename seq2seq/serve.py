@@ -228,7 +228,7 @@ def translation_record(translation: Any, attention: bool, tokenizer: Any) -> dic
     """One sentence's answer: text and score; ``nbest`` (text and score of each
     alternative, best first) with n-best; with ``attention``, the weights
     (target pieces x source pieces, 4 decimals) and both pieces' labels."""
-    from seq2seq.evaluate import attention_labels
+    from seq2seq.inference import attention_labels
 
     record: dict[str, Any] = {"text": translation.text, "score": translation.score}
     if len(translation.nbest) > 1:
@@ -456,10 +456,10 @@ def model_decoder(
     max_batch_sentences: int,
 ) -> Decoder:
     """A :data:`~seq2seq.batching.Decoder` over a model: a
-    :class:`~seq2seq.evaluate.Translator` with the request's settings, whose
+    :class:`~seq2seq.inference.Translator` with the request's settings, whose
     length-sorted batches hold up to ``max_batch_sentences`` sentences."""
     from seq2seq.config import replace
-    from seq2seq.evaluate import Translator
+    from seq2seq.inference import Translator
 
     decode = replace(decode, batch_size=max_batch_sentences)
 

@@ -25,7 +25,7 @@ from seq2seq import distributed, faults, validation
 from seq2seq.config import Config, dump_yaml, from_dict, to_dict
 from seq2seq.device import resolve_device
 from seq2seq.errors import UserError
-from seq2seq.evaluate import Translator
+from seq2seq.inference import Translator
 from seq2seq.model import Seq2Seq, build_model, count_parameters
 from seq2seq.precision import autocast, choose_amp, choose_threads
 from seq2seq.progress import PLAIN_EVERY_S, bars_enabled

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from seq2seq.evaluate import Translator
+from seq2seq.inference import Translator
 from seq2seq.metrics import bleu, chrf
 from seq2seq.plot import attention_figure, figure_pixels
 from seq2seq.precision import autocast

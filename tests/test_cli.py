@@ -275,7 +275,7 @@ def test_early_stopping_stops_the_run(tiny_tsv, tmp_path, capsys):
 def test_long_line_warning_names_the_real_input_line(trained_run, caplog):
     import logging
 
-    from seq2seq.evaluate import Translator, load_model
+    from seq2seq.inference import Translator, load_model
 
     run, _ = trained_run
     model, tokenizer, cfg = load_model(run, torch.device("cpu"))

@@ -13,7 +13,7 @@ from seq2seq.attention import RULES
 from seq2seq.cli import main
 from seq2seq.config import load_config
 from seq2seq.data import collate
-from seq2seq.evaluate import Translator, load_model
+from seq2seq.inference import Translator, load_model
 from seq2seq.model import Seq2Seq
 from seq2seq.search import beam_search, greedy_search
 from seq2seq.train import Trainer

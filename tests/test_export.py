@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from seq2seq.cli import main
-from seq2seq.evaluate import Translator, load_model
+from seq2seq.inference import Translator, load_model
 from tests.conftest import PAIRS, ROOT, tiny_config, write_config
 
 pytest.importorskip(

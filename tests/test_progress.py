@@ -9,7 +9,7 @@ import pytest
 from seq2seq import progress
 from seq2seq.cli import main
 from seq2seq.config import load_config
-from seq2seq.evaluate import count_lines
+from seq2seq.inference import count_lines
 from seq2seq.model import build_model, count_parameters
 from tests.conftest import PAIRS, tiny_config, write_config
 

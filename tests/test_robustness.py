@@ -20,7 +20,7 @@ from seq2seq.cli import main
 from seq2seq.config import CorpusConfig, replace
 from seq2seq.data import read_corpus
 from seq2seq.errors import UserError
-from seq2seq.evaluate import Translator, load_model
+from seq2seq.inference import Translator, load_model
 from tests.conftest import (
     PAIRS,
     ROOT,

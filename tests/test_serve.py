@@ -21,7 +21,7 @@ import torch
 
 from seq2seq.batching import DynamicBatcher, Settings
 from seq2seq.cli import main
-from seq2seq.evaluate import Translator, load_model
+from seq2seq.inference import Translator, load_model
 from seq2seq.serve import (
     BadRequest,
     Limits,

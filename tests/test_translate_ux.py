@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from seq2seq.cli import main
-from seq2seq.evaluate import TranslationWriter, Translator, iter_lines, load_model
+from seq2seq.inference import TranslationWriter, Translator, iter_lines, load_model
 from seq2seq.interactive import Repl, run_repl
 from seq2seq.plot import plot_attention
 from tests.conftest import PAIRS, tiny_config, write_config
