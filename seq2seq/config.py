@@ -77,8 +77,8 @@ class TokenizerConfig:
     # varied; 0.5 changes 28% of the Multi30k English sentences); valid, test and
     # translate keep the best segmentation. 0: off
     sampling_alpha: float = 0.0
-    # segmentations to sample from, per sentence (all are kept in memory: about
-    # 175 MB for Multi30k's 29k pairs at 8)
+    # segmentations to sample from, per sentence (computed for each batch's
+    # sentences when the batch is built; nothing is kept between batches)
     sampling_nbest: int = 8
     # joint model: the target side keeps only the pieces the target training text
     # uses (in any of its sampling_nbest segmentations when sampling) and every
