@@ -93,7 +93,7 @@ class TokenizerConfig:
 class ModelConfig:
     """GRU encoder and attention decoder sizes."""
 
-    # attention rule (see Model); `concat` is the tutorial's
+    # attention rule (see docs/ARCHITECTURE.md); `concat` is the tutorial's
     attention: Literal["concat", "additive", "dot", "general", "scaled_dot"] = (
         "additive"
     )
