@@ -617,10 +617,13 @@ def plan_batches(
     batch_tokens: int | None,
     shuffle: bool,
     seed: int,
+    lengths: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> EpochBatches:
-    """:func:`make_batches` on a dataset's lengths (read from its offsets)."""
+    """:func:`make_batches` on a dataset's lengths (read from its offsets), or on
+    ``lengths`` = (source, target) lengths of other segmentations of its pairs."""
+    src_lengths, tgt_lengths = lengths or (data.src_lengths, data.tgt_lengths)
     return make_batches(
-        data.src_lengths, data.tgt_lengths, batch_size, batch_tokens, shuffle, seed
+        src_lengths, tgt_lengths, batch_size, batch_tokens, shuffle, seed
     )
 
 
@@ -715,6 +718,22 @@ class SubwordSampler:
         """Every pair's segmentations in ``epoch`` (what the batches draw)."""
         return self.draw(range(len(self.data)), epoch)
 
+    def lengths(self, epoch: int, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        """(pairs,) source and target lengths of ``epoch``'s segmentations (counted
+        as :class:`FlatPairs` counts them), drawn ``chunk`` pairs at a time: the
+        epoch's batches are planned on them, so a batch holds pairs of similar
+        sampled lengths, as it does without sampling. Two int32 arrays are all
+        that is kept; :meth:`draw` makes the same segmentations again per batch."""
+        pairs = len(self.data)
+        src_lengths = np.empty(pairs, dtype=np.int32)
+        tgt_lengths = np.empty(pairs, dtype=np.int32)
+        for start in range(0, pairs, chunk):
+            stop = min(pairs, start + chunk)
+            src, tgt = self.draw(range(start, stop), epoch)
+            src_lengths[start:stop] = [len(ids) for ids in src]
+            tgt_lengths[start:stop] = [len(ids) - 1 for ids in tgt]  # BOS not
+        return src_lengths, tgt_lengths
+
     def _side(self, rows, side, uniforms, frame, limit) -> list[list[int]]:
         data = self.data
         text = data.src_text if side == "src" else data.tgt_text
@@ -746,8 +765,8 @@ class BatchIterator:
     ``epoch_batches(epoch)`` depends only on (seed, epoch), which is what lets a
     resumed run replay the exact data order of an uninterrupted one. With a
     ``sampler`` each epoch has its own segmentations: ``batch`` draws those of the
-    epoch last passed to ``epoch_batches`` (the batches are planned on the best
-    segmentation's lengths).
+    epoch last passed to ``epoch_batches``, which plans the batches on their
+    lengths.
     """
 
     def __init__(
@@ -766,15 +785,23 @@ class BatchIterator:
         self.seed = seed
         self.sampler = sampler
         self._epoch = 0
+        # (epoch, its sampled lengths): computed once per epoch, when sampling
+        self._planned: tuple[int | None, tuple[np.ndarray, np.ndarray] | None] = (
+            None,
+            None,
+        )
 
     def epoch_batches(self, epoch: int) -> EpochBatches:
         self._epoch = epoch
+        if self.sampler is not None and self._planned[0] != epoch:
+            self._planned = (epoch, self.sampler.lengths(epoch))
         return plan_batches(
             self.data,
             self.batch_size,
             self.batch_tokens,
             shuffle=self.shuffle,
             seed=self.seed * 100_003 + epoch,
+            lengths=self._planned[1] if self.sampler is not None else None,
         )
 
     def batch(self, indices: Sequence[int]) -> Batch:

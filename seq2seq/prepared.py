@@ -168,17 +168,17 @@ def load_or_prepare(
     if directory.is_dir():
         problem = check_prepared(directory, inputs)
         if problem is None:
-            log.info("data.%s: prepared in %s", split, directory)
+            log.info("data.%s is prepared in %s", split, directory)
             return open_prepared(directory)
         log.warning(
-            "data.%s: the prepared cache %s is damaged (%s): preparing it again",
+            "data.%s's prepared cache %s is damaged (%s): preparing it again",
             split,
             directory,
             problem,
         )
         shutil.rmtree(directory, ignore_errors=True)
     else:
-        log.info("data.%s: preparing %s (%s)", split, directory, _why(cache, inputs))
+        log.info("preparing data.%s in %s (%s)", split, directory, _why(cache, inputs))
     prepare_split(cfg, split, tokenizer, directory, inputs, workers)
     return open_prepared(directory)
 
@@ -336,7 +336,7 @@ def prepare_split(
         if check_prepared(directory, inputs) is not None:
             raise
     log.info(
-        "data.%s: prepared %s pairs (%s read) in %.1f s, %s pairs/s, %d encoding "
+        "data.%s is prepared: %s pairs (%s read) in %.1f s, %s pairs/s, %d encoding "
         "process(es), %.1f CPU s",
         split,
         f"{counts['pairs']:,}",

@@ -28,6 +28,7 @@ from seq2seq.checkpoint import load_checkpoint
 from seq2seq.cli import main
 from seq2seq.config import from_dict
 from seq2seq.distributed import continue_position, shard_batches
+from seq2seq.prepared import CACHE_ENV
 from seq2seq.train import Trainer
 from tests.conftest import PAIRS, ROOT, tiny_config, write_config
 
@@ -94,6 +95,9 @@ def ddp(tmp_path_factory) -> SimpleNamespace:
     worker.write_text(WORKER, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
     env["OMP_NUM_THREADS"] = "1"
+    # a cache of its own: the sentencepiece training counted below happens here,
+    # whatever other tests prepared before
+    env[CACHE_ENV] = str(tmp / "prepared-cache")
     command = [str(TORCHRUN), "--standalone", "--nproc_per_node=2", str(worker)]
     result = run_in_own_session(command + [str(tmp), json.dumps(commands)], env)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -78,7 +78,7 @@ def onnx_greedy_without_torch(export_dir: Path, lines: list[str]) -> list[str]:
 
 
 def test_onnx_greedy_equals_pytorch_greedy(tmp_path, capsys):
-    run, export_dir = train_and_export(tmp_path, train={"epochs": 10})
+    run, export_dir = train_and_export(tmp_path, train={"epochs": 20})
     printed = capsys.readouterr().out.splitlines()
     names = ["encoder.onnx", "decoder_step.onnx", "spm.model", "config.json"]
     assert printed[-4:] == [str(export_dir / name) for name in names]
@@ -122,7 +122,7 @@ def test_translate_an_export_with_beam_search_as_the_torch_model_does(tmp_path, 
     attention."""
     from seq2seq.onnx_model import load_export
 
-    run, export_dir = train_and_export(tmp_path, train={"epochs": 10})
+    run, export_dir = train_and_export(tmp_path, train={"epochs": 20})
     lines = sentences(40)
     model, tokenizer, cfg = load_model(run, torch.device("cpu"))
     onnx_model, onnx_tokenizer, decode = load_export(export_dir)

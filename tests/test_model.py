@@ -335,11 +335,12 @@ def test_fp16_logits_give_a_finite_label_smoothed_loss():
 
 
 def test_amp_auto_is_bf16_on_capable_cpus_and_off_on_cuda(monkeypatch):
-    from seq2seq import precision as train
+    from seq2seq import precision
 
-    monkeypatch.setattr(train, "_cpu_has_bf16", lambda: True)
-    assert train.autocast_dtype("auto", torch.device("cpu")) == torch.bfloat16
-    assert train.autocast_dtype("auto", torch.device("cuda")) is None
-    assert train.autocast_dtype("fp16", torch.device("cuda")) == torch.float16
-    monkeypatch.setattr(train, "_cpu_has_bf16", lambda: False)
-    assert train.autocast_dtype("auto", torch.device("cpu")) is None
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx512bw", "amx_bf16"})
+    assert precision.autocast_dtype("auto", torch.device("cpu")) == torch.bfloat16
+    assert precision.autocast_dtype("auto", torch.device("cuda")) is None
+    assert precision.autocast_dtype("fp16", torch.device("cuda")) == torch.float16
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx512bw"})
+    monkeypatch.setattr(precision, "bf16_speedup", lambda hidden, batch: 0.4)
+    assert precision.autocast_dtype("auto", torch.device("cpu")) is None

@@ -233,6 +233,29 @@ def test_sampled_segmentation_depends_on_seed_epoch_and_sentence_alone():
     assert SubwordSampler(tok, data, 0.1, 8, 6).draw(range(len(data)), 2) != everything
 
 
+def test_sampled_batches_are_planned_on_their_sampled_lengths():
+    """Batches group pairs of similar lengths in the epoch's segmentations (not in
+    the best ones, which would pad every sampled batch to its longest draw)."""
+    text = [s for pair in PAIRS for s in pair] * 4
+    tok = Tokenizer(train_sentencepiece(text, 60))  # unigram
+    sources, targets = [en for en, _ in PAIRS] * 4, [fr for _, fr in PAIRS] * 4
+    data = encode_pairs(tok, sources, targets, "train")
+    sampler = SubwordSampler(tok, data, 0.1, 8, 5)
+    batches = BatchIterator(data, 4, seed=1, sampler=sampler)
+    for epoch in (0, 1):
+        src_lengths, tgt_lengths = sampler.lengths(epoch, chunk=5)
+        plan = batches.epoch_batches(epoch)
+        assert plan == make_batches(
+            src_lengths, tgt_lengths, 4, None, True, 1 * 100_003 + epoch
+        )
+        for indices in plan:
+            batch = batches.batch(indices)
+            assert batch.src_lengths.tolist() == src_lengths[list(indices)].tolist()
+            assert (batch.tgt_out != 0).sum(1).tolist() == tgt_lengths[
+                list(indices)
+            ].tolist()
+
+
 def test_batches_read_from_the_arrays_equal_the_list_batches(tmp_path, corpus):
     cfg = _config(tmp_path, corpus)
     tok = _tokenizer()
