@@ -447,12 +447,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
-    from seq2seq.inference import (
-        TranslationWriter,
-        count_lines,
-        iter_lines,
-        open_output,
-    )
+    from seq2seq.data import iter_lines
+    from seq2seq.inference import TranslationWriter, count_lines, open_output
     from seq2seq.progress import is_terminal, progress_bar
 
     if args.sentences and args.input is not None:

@@ -16,7 +16,12 @@ import torch
 
 from seq2seq import checkpoint as ckpt
 from seq2seq.config import Config, DecodeConfig, from_dict
-from seq2seq.data import collate, inference_batches, read_corpus, read_lines
+from seq2seq.data import (
+    collate,
+    inference_batches,
+    read_corpus,
+    read_lines,
+)
 from seq2seq.ensemble import Ensemble
 from seq2seq.errors import UserError
 from seq2seq.metrics import Score, bleu, chrf, ter
@@ -216,33 +221,6 @@ class Translator:
                 buffer = []
         if buffer:
             yield from self.translate_lines(buffer, return_attention, first_line)
-
-
-def iter_lines(path: Path, chunk_bytes: int = 1 << 20) -> Iterator[str]:
-    """Stream the lines of a UTF-8 text file (``.gz`` decompressed), newlines
-    stripped, reading ``chunk_bytes`` at a time: huge inputs are never held whole."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        handle = opener(path, "rb")
-    except FileNotFoundError:
-        raise UserError(f"{path}: file not found") from None
-    except OSError as err:
-        raise UserError(f"{path}: cannot read ({err.strerror or err})") from None
-    with handle:
-        number = 0
-        try:
-            for raw in iter(lambda: handle.readlines(chunk_bytes), []):
-                for line in raw:
-                    number += 1
-                    yield line.decode("utf-8").rstrip("\r\n")
-        except UnicodeDecodeError as err:
-            byte = err.object[err.start]
-            raise UserError(
-                f"{path}:{number}: not valid UTF-8 (byte {byte:#04x}); "
-                "re-encode the file as UTF-8"
-            ) from None
-        except (OSError, EOFError) as err:
-            raise UserError(f"{path}: cannot read ({err})") from None
 
 
 def count_lines(path: Path) -> int | None:

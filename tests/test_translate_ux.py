@@ -14,8 +14,10 @@ import pytest
 import torch
 from PIL import Image
 
+from seq2seq import data as data_module
 from seq2seq.cli import main
-from seq2seq.inference import TranslationWriter, Translator, iter_lines, load_model
+from seq2seq.data import iter_lines
+from seq2seq.inference import TranslationWriter, Translator, load_model
 from seq2seq.interactive import Repl, run_repl
 from seq2seq.plot import plot_attention
 from tests.conftest import PAIRS, tiny_config, write_config
@@ -198,11 +200,12 @@ def test_input_errors_are_one_line(run, tmp_path, capsys):
     assert "not both" in capsys.readouterr().err
 
 
-def test_iter_lines_streams_in_chunks(tmp_path):
+def test_iter_lines_streams_in_chunks(tmp_path, monkeypatch):
     lines = [f"line {i} ü" for i in range(2000)]
     path = tmp_path / "big.txt.gz"
     path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode("utf-8")))
-    stream = iter_lines(path, chunk_bytes=256)
+    monkeypatch.setattr(data_module, "READ_BLOCK", 256)
+    stream = iter_lines(path)
     assert next(stream) == "line 0 ü"  # a generator: nothing read ahead of need
     assert [lines[0], *stream] == lines
 
