@@ -6,11 +6,12 @@
 
 ``make`` writes Multi30k's training files repeated ``--copies`` times (gzip) and
 copies its valid / test files, into DIR (never commit it). ``measure`` runs, each
-in a fresh process, ``seq2seq data prepare`` on an empty cache (cold), then
-``seq2seq train --dry-run`` on the warm cache for ``tokenizer.sampling_alpha``
-0 and 0.5, and prints one line each: wall time, peak RSS of the process tree
-(summed over the command and its worker processes, sampled every 0.1 s) and, for
-the preparation, the training split's pairs/s from its log line.
+in a fresh process and for ``tokenizer.sampling_alpha`` 0 then 0.5 (``--alphas``),
+``seq2seq data prepare`` on a cold cache, then the data set-up alone and
+``seq2seq train --dry-run`` on the warm cache, and prints one line each: wall
+time, peak RSS and peak PSS of the process tree (summed over the command and its
+worker processes, sampled every 0.1 s; PSS counts a page the workers share once)
+and, for the preparation, the training split's pairs/s from its log line.
 
     python scripts/scale.py set-up configs/multi30k_de_en.yaml [key=value ...]
     [PYTHONPATH=OTHER_CHECKOUT] python scripts/scale.py batch-build \
@@ -54,8 +55,11 @@ def make(source: Path, out: Path, copies: int) -> None:
     print(f"wrote {out}: {copies} x Multi30k train")
 
 
-def _tree_rss(root: int) -> int:
-    """Resident bytes of process ``root`` and all its descendants."""
+def _tree_memory(root: int) -> tuple[int, int]:
+    """(resident bytes, proportional bytes) of process ``root`` and all its
+    descendants. Worker processes map the same prepared files, whose pages the
+    RSS sum counts once per process; PSS (``/proc/PID/smaps_rollup``) shares each
+    page among the processes that map it, so its sum is the memory the tree holds."""
     parents: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -71,16 +75,18 @@ def _tree_rss(root: int) -> int:
         children = [c for c, p in parents.items() if p == pid and c not in tree]
         tree.update(children)
         frontier.extend(children)
-    total = 0
+    rss = pss = 0
     for pid in tree:
         try:
-            with open(f"/proc/{pid}/status", encoding="ascii") as handle:
+            with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as handle:
                 for line in handle:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1]) * 1024
+                    elif line.startswith("Pss:"):
+                        pss += int(line.split()[1]) * 1024
         except OSError:
             continue
-    return total
+    return rss, pss
 
 
 def run_measured(command: list[str], env: dict) -> dict:
@@ -94,9 +100,10 @@ def run_measured(command: list[str], env: dict) -> dict:
         process = subprocess.Popen(
             command, env=env, stdout=subprocess.DEVNULL, stderr=err
         )
-        peak = 0
+        peak = peak_pss = 0
         while process.poll() is None:
-            peak = max(peak, _tree_rss(process.pid))
+            rss, pss = _tree_memory(process.pid)
+            peak, peak_pss = max(peak, rss), max(peak_pss, pss)
             time.sleep(0.1)
         seconds = time.perf_counter() - start
         err.seek(0)
@@ -107,6 +114,7 @@ def run_measured(command: list[str], env: dict) -> dict:
         "seconds": round(seconds, 1),
         "cpu_seconds": round(cpu, 1),
         "peak_rss_gb": round(peak / 1e9, 2),
+        "peak_pss_gb": round(peak_pss / 1e9, 2),
         "returncode": process.returncode,
         "stderr": stderr,
     }
@@ -127,35 +135,56 @@ run.batches.batch(run.batches.epoch_batches(0)[0])
 """
 
 
-def measure(config: str, data: Path, cache: Path, overrides: list[str]) -> None:
+def measure(
+    config: str,
+    data: Path,
+    cache: Path,
+    overrides: list[str],
+    alphas: tuple[str, ...] = ("0", "0.5"),
+) -> None:
+    """For alpha 0, then the config's subword sampling at alpha 0.5 (which has a
+    tokenizer and prepared split of its own): cold ``data prepare``, the data
+    set-up alone, and ``train --dry-run``, both warm."""
     env = {**os.environ, "SEQ2SEQ_CACHE_DIR": str(cache)}
     seq2seq = [sys.executable, "-m", "seq2seq"]
-    common = [f"data.root={data}", *overrides]
     shutil.rmtree(cache, ignore_errors=True)
-    result = run_measured([*seq2seq, "data", "prepare", config, *common], env)
-    rate = re.search(
-        r"data\.train: prepared ([\d,]+) pairs \(([\d,]+) read\) in ([\d.]+) s, "
-        r"([\d,]+) pairs/s, (\d+) encoding process\(es\), ([\d.]+) CPU s",
-        result["stderr"],
-    )
-    per_cpu = rate and int(rate[2].replace(",", "")) / float(rate[6])
-    _report(
-        "prepare (cold cache)",
-        result,
-        rate
-        and f"train split {rate[3]} s, {rate[4]} pairs/s wall, {rate[6]} CPU s "
-        f"({per_cpu:,.0f} pairs per CPU second)",
-    )
-    for alpha in ("0", "0.5"):
-        sampling = f"tokenizer.sampling_alpha={alpha}"
-        command = [sys.executable, "-c", SET_UP, config, *common, sampling]
+    for alpha in alphas:
+        common = [f"data.root={data}", *overrides, f"tokenizer.sampling_alpha={alpha}"]
+        result = run_measured([*seq2seq, "data", "prepare", config, *common], env)
+        _report(f"prepare, alpha {alpha} (cold cache)", result, _prepared(result))
+        command = [sys.executable, "-c", SET_UP, config, *common]
         _report(
             f"prepare_run + first epoch's batches, alpha {alpha} (warm)",
             run_measured(command, env),
         )
-        command = [*seq2seq, "train", config, *common, "train.amp=none"]
-        command += [sampling, "--dry-run"]
+        command = [*seq2seq, "train", config, *common, "train.amp=none", "--dry-run"]
         _report(f"train --dry-run, alpha {alpha} (warm)", run_measured(command, env))
+
+
+def _prepared(result: dict) -> str:
+    """The training split's preparation rate (and sampled lengths) from the log."""
+    rate = re.search(
+        r"data\.train is prepared: ([\d,]+) pairs \(([\d,]+) read\) in ([\d.]+) s, "
+        r"([\d,]+) pairs/s, (\d+) encoding process\(es\), ([\d.]+) CPU s",
+        result["stderr"],
+    )
+    drawn = re.search(
+        r"drew epoch 0's segmentation lengths of [\d,]+ pairs in ([\d.]+) s "
+        r"\((\d+) process",
+        result["stderr"],
+    )
+    parts = []
+    if rate:
+        per_cpu = int(rate[2].replace(",", "")) / max(float(rate[6]), 1e-9)
+        parts.append(
+            f"train split {rate[3]} s, {rate[4]} pairs/s wall, {rate[6]} CPU s "
+            f"({per_cpu:,.0f} pairs per CPU second)"
+        )
+    if drawn:
+        parts.append(
+            f"epoch 0's sampled lengths drawn in {drawn[1]} s ({drawn[2]} processes)"
+        )
+    return "; ".join(parts)
 
 
 def set_up(config: str, overrides: list[str]) -> None:
@@ -238,6 +267,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("data", type=Path, help="a folder made by `make`")
     p.add_argument("overrides", nargs="*", metavar="key.path=value")
     p.add_argument("--cache", type=Path, required=True, help="emptied first")
+    p.add_argument(
+        "--alphas",
+        nargs="+",
+        default=["0", "0.5"],
+        help="tokenizer.sampling_alpha values to measure, in order (default 0 0.5)",
+    )
     p = sub.add_parser("set-up", help="time prepare_run and the batch plan")
     p.add_argument("config")
     p.add_argument("overrides", nargs="*", metavar="key.path=value")
@@ -254,7 +289,13 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "make":
         make(args.source, args.out, args.copies)
     else:
-        measure(args.config, args.data.resolve(), args.cache, args.overrides)
+        measure(
+            args.config,
+            args.data.resolve(),
+            args.cache,
+            args.overrides,
+            tuple(args.alphas),
+        )
     return 0
 
 

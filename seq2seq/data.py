@@ -682,6 +682,7 @@ class SubwordSampler:
         self.seed = seed
         self.max_src_len = max_src_len
         self.max_tgt_len = max_tgt_len
+        self.lengths_note = "not drawn yet"  # how lengths() got the last epoch's
         # Fails now (a UserError) when a model cannot sample: not a unigram model.
         tokenizer.nbest(self.data.src_text.take([0]), "src", 2)
         tokenizer.nbest(self.data.tgt_text.take([0]), "tgt", 2)
@@ -718,21 +719,35 @@ class SubwordSampler:
         """Every pair's segmentations in ``epoch`` (what the batches draw)."""
         return self.draw(range(len(self.data)), epoch)
 
-    def lengths(self, epoch: int, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    def lengths(
+        self, epoch: int, chunk: int = 4096, workers: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(pairs,) source and target lengths of ``epoch``'s segmentations (counted
-        as :class:`FlatPairs` counts them), drawn ``chunk`` pairs at a time: the
-        epoch's batches are planned on them, so a batch holds pairs of similar
-        sampled lengths, as it does without sampling. Two int32 arrays are all
-        that is kept; :meth:`draw` makes the same segmentations again per batch."""
-        pairs = len(self.data)
-        src_lengths = np.empty(pairs, dtype=np.int32)
-        tgt_lengths = np.empty(pairs, dtype=np.int32)
-        for start in range(0, pairs, chunk):
-            stop = min(pairs, start + chunk)
-            src, tgt = self.draw(range(start, stop), epoch)
-            src_lengths[start:stop] = [len(ids) for ids in src]
-            tgt_lengths[start:stop] = [len(ids) - 1 for ids in tgt]  # BOS not
-        return src_lengths, tgt_lengths
+        as :class:`FlatPairs` counts them): the epoch's batches are planned on
+        them, so a batch holds pairs of similar sampled lengths, as it does without
+        sampling. Two int32 arrays are all that is kept; :meth:`draw` makes the
+        same segmentations again per batch.
+
+        Drawing them costs about 0.2 ms a pair (sentencepiece's n-best search),
+        minutes at millions of pairs, so on a prepared split they are drawn once
+        per epoch by ``workers`` processes (default: one per core from
+        :data:`seq2seq.sampled.PARALLEL_FROM` pairs on) and kept next to the
+        split's arrays: a restart or ``--resume`` in the same epoch reads them
+        back (:mod:`seq2seq.sampled`)."""
+        from seq2seq import sampled
+
+        return sampled.epoch_lengths(self, epoch, chunk, workers)
+
+    def draw_lengths(self, start: int, stop: int, epoch: int, chunk: int = 4096):
+        """:meth:`lengths` of pairs ``start:stop`` (drawn ``chunk`` at a time)."""
+        src_lengths = np.empty(stop - start, dtype=np.int32)
+        tgt_lengths = np.empty(stop - start, dtype=np.int32)
+        for first in range(start, stop, chunk):
+            last = min(stop, first + chunk)
+            src, tgt = self.draw(range(first, last), epoch)
+            src_lengths[first - start : last - start] = [len(ids) for ids in src]
+            tgt_lengths[first - start : last - start] = [len(ids) - 1 for ids in tgt]
+        return src_lengths, tgt_lengths  # the target's BOS is not counted
 
     def _side(self, rows, side, uniforms, frame, limit) -> list[list[int]]:
         data = self.data

@@ -118,6 +118,17 @@ def _minutes(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
 
 
+def _sampling(sampler) -> list[str]:
+    """What planning epoch 0 on sampled segmentations cost (a minute or more on
+    millions of pairs when they are not yet in the cache)."""
+    if sampler is None:
+        return []
+    return [
+        f"subword sampling (alpha {sampler.alpha:g}): epoch 0's segmentation "
+        f"lengths {sampler.lengths_note}"
+    ]
+
+
 def _vocabulary(cfg: Config, tok) -> str:
     if not cfg.tokenizer.joint:
         return f"source {tok.src_vocab_size:,}, target {tok.tgt_vocab_size:,}"
@@ -146,6 +157,7 @@ def _report(cfg: Config, trainer, est: Estimate) -> str:
         f"(mean {src_tokens / len(train):.1f} / {tgt_tokens / len(train):.1f})",
         f"valid: {len(trainer.valid_data):,} pairs",
         f"vocabulary: {_vocabulary(cfg, tok)}",
+        *_sampling(trainer.batches.sampler),
         "",
         "# model",
         f"parameters: {count_parameters(trainer.model):,}; device {trainer.device}",

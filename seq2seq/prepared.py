@@ -571,6 +571,9 @@ def load_or_train_tokenizer(
     if tok.model is not None:  # the named model's bytes, not its path
         model = read_model_file(resolve(tok.model), "tokenizer.model")
         settings["model"] = _bytes_digest(model)
+    # The target-vocabulary cut reads n-best lists when sampling is on, whatever
+    # alpha: another alpha must not train the tokenizer (and prepare) again.
+    settings["sampling_alpha"] = tok.sampling_alpha > 0
     if not tok.sampling_alpha:
         settings["sampling_nbest"] = None  # the cut reads no n-best lists then
     inputs = {
@@ -669,4 +672,23 @@ def run_prepare(args) -> int:
             f"{int(data.tgt_lengths.sum()):,} target tokens "
             f"({data.src_ids.dtype}); {size / 2**20:,.1f} MiB in {directory}"
         )
+        if split == "train":
+            _draw_first_epoch(cfg, tokenizer, data, args.workers)
     return 0
+
+
+def _draw_first_epoch(cfg, tokenizer: Tokenizer, data: FlatPairs, workers) -> None:
+    """With subword sampling, epoch 0's segmentation lengths, which the first
+    ``train`` (or ``--dry-run``) plans its batches on (:mod:`seq2seq.sampled`)."""
+    from seq2seq.run_setup import make_sampler
+    from seq2seq.sampled import stored_path
+
+    sampler = make_sampler(cfg, tokenizer, data)
+    if sampler is None:
+        return
+    start = time.perf_counter()
+    sampler.lengths(0, workers=workers)
+    print(
+        f"subword sampling (alpha {sampler.alpha:g}): epoch 0's segmentation "
+        f"lengths in {stored_path(sampler, 0)} ({time.perf_counter() - start:.1f} s)"
+    )

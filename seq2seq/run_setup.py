@@ -78,26 +78,32 @@ def prepare_run(
     if dist.is_main:
         dist.barrier()
     valid_data = valid.to_parallel(cfg.train.valid_max_sentences or None)
-    sampler = None
-    if cfg.tokenizer.sampling_alpha:
-        sampler = SubwordSampler(
-            tokenizer,
-            train_data,
-            cfg.tokenizer.sampling_alpha,
-            cfg.tokenizer.sampling_nbest,
-            cfg.seed,
-            cfg.data.max_src_len,
-            cfg.data.max_tgt_len,
-        )
     batches = BatchIterator(
         train_data,
         cfg.train.batch_size,
         cfg.train.batch_tokens,
         shuffle=True,
         seed=cfg.seed,
-        sampler=sampler,
+        sampler=make_sampler(cfg, tokenizer, train_data),
     )
     valid_batches = BatchIterator(
         valid_data, cfg.decode.batch_size, None, shuffle=False
     )
     return PreparedRun(tokenizer, train_data, valid_data, batches, valid_batches)
+
+
+def make_sampler(
+    cfg: Config, tokenizer: Tokenizer, train_data: FlatPairs
+) -> SubwordSampler | None:
+    """The run's subword sampler (None with ``tokenizer.sampling_alpha: 0``)."""
+    if not cfg.tokenizer.sampling_alpha:
+        return None
+    return SubwordSampler(
+        tokenizer,
+        train_data,
+        cfg.tokenizer.sampling_alpha,
+        cfg.tokenizer.sampling_nbest,
+        cfg.seed,
+        cfg.data.max_src_len,
+        cfg.data.max_tgt_len,
+    )

@@ -280,3 +280,101 @@ def test_an_unwritable_cache_is_a_one_line_error(tmp_path, corpus):
         prepared.load_or_prepare(
             _config(tmp_path, corpus), "train", _tokenizer(), blocker / "cache"
         )
+
+
+def _prepared_sampler(tmp_path, corpus, seed: int = 5) -> SubwordSampler:
+    cfg = _config(tmp_path, corpus)
+    tok = _tokenizer(model_type="unigram")
+    flat = prepared.load_or_prepare(cfg, "train", tok, tmp_path / "cache")
+    return SubwordSampler(tok, flat, 0.5, 8, seed)
+
+
+def test_sampled_lengths_are_kept_beside_the_split_and_read_back(
+    tmp_path, corpus, caplog, monkeypatch
+):
+    sampler = _prepared_sampler(tmp_path, corpus)
+    direct = sampler.draw_lengths(0, len(sampler.data), 1, chunk=3)
+    with caplog.at_level(logging.INFO, logger="seq2seq.sampled"):
+        drawn = sampler.lengths(1, chunk=3, workers=2)  # two spawned processes
+    assert [a.tolist() for a in drawn] == [a.tolist() for a in direct]
+    assert "kept in" in caplog.text and "2 processes" in caplog.text
+    stored = list(sampler.data.source.glob("sampled-*-epoch1.npy"))
+    assert len(stored) == 1 and not list(sampler.data.source.glob(".*.tmp"))
+    # A sampler built afresh (a restart) reads them instead of drawing.
+    again = SubwordSampler(sampler.tokenizer, sampler.data, 0.5, 8, 5)
+    monkeypatch.setattr(SubwordSampler, "draw", None)  # drawing would fail
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="seq2seq.sampled"):
+        read = again.lengths(1)
+    assert "read from" in caplog.text
+    assert [a.tolist() for a in read] == [a.tolist() for a in direct]
+
+
+def test_damaged_sampled_lengths_are_drawn_again_and_old_epochs_dropped(
+    tmp_path, corpus, caplog
+):
+    sampler = _prepared_sampler(tmp_path, corpus)
+    first = sampler.lengths(0)
+    (path,) = sampler.data.source.glob("sampled-*-epoch0.npy")
+    path.write_bytes(path.read_bytes()[:-8])  # truncated
+    with caplog.at_level(logging.WARNING, logger="seq2seq.sampled"):
+        redrawn = sampler.lengths(0)
+    assert "damaged" in caplog.text and path.name in caplog.text
+    assert [a.tolist() for a in redrawn] == [a.tolist() for a in first]
+    sampler.lengths(1)
+    sampler.lengths(2)  # keeps epochs 1 and 2
+    epochs = sorted(p.name[-5] for p in sampler.data.source.glob("sampled-*.npy"))
+    assert epochs == ["1", "2"]
+    # Another seed draws other segmentations: its own files, not these.
+    other = SubwordSampler(sampler.tokenizer, sampler.data, 0.5, 8, 6)
+    other.lengths(2)
+    assert len(list(sampler.data.source.glob("sampled-*-epoch2.npy"))) == 2
+
+
+def test_data_prepare_draws_the_first_epoch_that_train_then_reads(
+    tmp_path, corpus, capfd
+):
+    from seq2seq.cli import main
+    from tests.conftest import write_config
+
+    cfg = tiny_config(
+        tmp_path,
+        corpus,
+        tokenizer={"vocab_size": 60, "model_type": "unigram", "sampling_alpha": 0.5},
+    )
+    path = write_config(tmp_path / "run.yaml", cfg)
+    assert main(["data", "prepare", str(path)]) == 0
+    printed = capfd.readouterr().out
+    assert "epoch 0's segmentation lengths in" in printed and "-epoch0.npy" in printed
+    assert main(["train", str(path), "--dry-run"]) == 0
+    report = capfd.readouterr().out
+    assert "subword sampling (alpha 0.5): epoch 0's segmentation lengths read" in report
+
+
+def test_another_sampling_alpha_keeps_the_trained_tokenizer(tmp_path, corpus, caplog):
+    """alpha's value does not change the sentencepiece model (whether sampling is
+    on does: the target-vocabulary cut reads n-best lists then)."""
+    cache = tmp_path / "cache"
+
+    def tokenizer(alpha: float):
+        settings = {"vocab_size": 60, "model_type": "unigram", "sampling_alpha": alpha}
+        cfg = _config(tmp_path, corpus, tokenizer=settings)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="seq2seq"):
+            prepared.load_or_train_tokenizer(cfg, cache)
+        return "trained earlier" in caplog.text
+
+    assert not tokenizer(0.5)
+    assert tokenizer(0.2)
+    assert not tokenizer(0.0)
+
+
+def test_sampled_lengths_use_a_process_per_core_on_large_corpora(monkeypatch):
+    from seq2seq import sampled
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(4)))
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert sampled.default_workers(sampled.PARALLEL_FROM - 1) == 1
+    assert sampled.default_workers(sampled.PARALLEL_FROM) == 4
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # torchrun: two ranks share them
+    assert sampled.default_workers(10**7) == 2
