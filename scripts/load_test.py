@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import httpx
 
-    from seq2seq.inference import iter_lines
+    from seq2seq.data import iter_lines
 
     lines = [line.strip() for line in iter_lines(Path(args.input)) if line.strip()]
     if not lines:

@@ -89,6 +89,7 @@ class DynamicBatcher:
         self.batches = 0  # searches run (one per settings group of a batch)
         self.sentences = 0  # sentences decoded
         self.largest_batch = 0  # most sentences decoded in one search
+        self.decode_seconds = 0.0  # wall time spent in the decoder
         self._queue: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -172,6 +173,7 @@ class DynamicBatcher:
         for settings, group in groups.items():
             sentences = [s for job in group for s in job.sentences]
             attention = any(job.attention for job in group)
+            start = time.perf_counter()
             try:
                 translations = self.decoder(sentences, settings, attention)
                 if len(translations) != len(sentences):
@@ -187,6 +189,8 @@ class DynamicBatcher:
                         DecodingError(f"decoding failed: {message}")
                     )
                 continue
+            finally:
+                self.decode_seconds += time.perf_counter() - start
             self.batches += 1
             self.sentences += len(sentences)
             self.largest_batch = max(self.largest_batch, len(sentences))

@@ -549,11 +549,14 @@ def _stdin_is_terminal() -> bool:
 def cmd_serve(args: argparse.Namespace) -> int:
     from seq2seq.serve import serve_command
 
-    def load(args: argparse.Namespace):
-        _check_decoding_arguments(args)
-        return _load_for_decoding(args)
+    _check_decoding_arguments(args)  # before the decoding process starts
+    return serve_command(args, load_for_serving)
 
-    return serve_command(args, load)
+
+def load_for_serving(args: argparse.Namespace):
+    """What ``serve`` decodes with (module level: the decoding process calls it)."""
+    _check_decoding_arguments(args)
+    return _load_for_decoding(args)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

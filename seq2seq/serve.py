@@ -277,6 +277,7 @@ class Metrics:
             if batcher.batches
             else 0.0,
             "largest_batch": batcher.largest_batch,
+            "decode_seconds": round(batcher.decode_seconds, 3),
             "queued_requests": batcher.pending,
             "latency_ms": {
                 "window": len(ordered),
@@ -315,12 +316,11 @@ def rss_bytes(pid: int | str = "self") -> int | None:
 
 @dataclass
 class Service:
-    """What the app serves: a started-on-demand batcher, the tokenizer (for
-    attention labels), the request defaults and limits, and ``info`` for
+    """What the app serves: a started-on-demand batcher (whose decoder returns
+    answer records), the request defaults and limits, and ``info`` for
     ``/health``."""
 
     batcher: DynamicBatcher
-    tokenizer: Any
     defaults: Settings
     limits: Limits = field(default_factory=Limits)
     info: dict = field(default_factory=dict)
@@ -360,13 +360,13 @@ def create_app(service: Service):
         except ShuttingDown as err:
             return error(503, str(err))
         try:
-            translations = await asyncio.wrap_future(future)
+            records = await asyncio.wrap_future(future)
         except DecodingError as err:
             return error(500, str(err))
-        records = [
-            translation_record(t, parsed.attention, service.tokenizer)
-            for t in translations
-        ]
+        if not parsed.attention:  # another request of its batch asked for it
+            records = [
+                {k: v for k, v in r.items() if k != "attention"} for r in records
+            ]
         metrics.sentences += len(records)
         metrics.latencies.append(time.perf_counter() - started)
         return JSONResponse({"translations": records})
@@ -453,15 +453,17 @@ def model_decoder(
     decode: Any,
     device: Any,
     amp_dtype: Any,
-    max_batch_sentences: int,
+    batch_size: int,
 ) -> Decoder:
     """A :data:`~seq2seq.batching.Decoder` over a model: a
     :class:`~seq2seq.inference.Translator` with the request's settings, whose
-    length-sorted batches hold up to ``max_batch_sentences`` sentences."""
+    length-sorted padded batches hold up to ``batch_size`` sentences (as
+    ``translate --batch-size``). It returns each sentence's answer record
+    (:func:`translation_record`, with attention when asked)."""
     from seq2seq.config import replace
     from seq2seq.inference import Translator
 
-    decode = replace(decode, batch_size=max_batch_sentences)
+    decode = replace(decode, batch_size=batch_size)
 
     def decoder(sentences: list[str], settings: Settings, attention: bool) -> list:
         translator = Translator(
@@ -474,9 +476,38 @@ def model_decoder(
             alpha=settings.alpha,
             n_best=settings.n_best,
         )
-        return translator.translate_lines(sentences, return_attention=attention)
+        translations = translator.translate_lines(sentences, return_attention=attention)
+        return [translation_record(t, attention, tokenizer) for t in translations]
 
     return decoder
+
+
+def served_decoder(load: Callable, args: argparse.Namespace) -> tuple[Decoder, dict]:
+    """The decoder ``serve`` runs (in the decoding process, or in-process with
+    ``--in-process``) and what the server needs to know of it: the model
+    ``load(args)`` gives, on ``--threads`` threads, checked against the
+    serving limits, its first search (which pays one-off costs) done."""
+    model, tokenizer, decode, device, amp_dtype, _ = load(args)
+    beam = args.beam if args.beam is not None else decode.beam_size
+    alpha = args.alpha if args.alpha is not None else decode.length_penalty
+    check_beam(args, beam)
+    import torch
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    decoder = model_decoder(
+        model, tokenizer, decode, device, amp_dtype, args.batch_size
+    )
+    decoder(["warm up"], Settings(beam, float(alpha), args.n_best), False)
+    described = {
+        "beam": beam,
+        "alpha": float(alpha),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "max_len_a": decode.max_len_a,
+        "max_len_b": decode.max_len_b,
+    }
+    return decoder, described
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -500,9 +531,24 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-batch-sentences",
         type=int,
+        default=256,
+        metavar="N",
+        help="stop gathering requests into a batch at N sentences (default 256); "
+        "they are sorted by length into searches of --batch-size",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
         default=64,
         metavar="N",
-        help="stop gathering requests into a batch at N sentences (default 64)",
+        help="sentences per padded search, length-sorted, as for translate "
+        "(default 64)",
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="decode on a thread of the server process instead of a process of "
+        "its own (which keeps the event loop from slowing the decoding)",
     )
     parser.add_argument(
         "--max-wait-ms",
@@ -549,7 +595,13 @@ def check_serve_arguments(args: argparse.Namespace) -> None:
     """One-line errors for serving options out of range."""
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads {args.threads}: must be >= 1")
-    for name in ("max_batch_sentences", "max_sentences", "max_chars", "max_beam"):
+    for name in (
+        "max_batch_sentences",
+        "batch_size",
+        "max_sentences",
+        "max_chars",
+        "max_beam",
+    ):
         if getattr(args, name) < 1:
             flag = "--" + name.replace("_", "-")
             raise UserError(f"{flag} {getattr(args, name)}: must be >= 1")
@@ -559,6 +611,15 @@ def check_serve_arguments(args: argparse.Namespace) -> None:
         raise UserError(f"--port {args.port}: must be from 0 to 65535")
     if args.n_best < 1:
         raise UserError(f"--n-best {args.n_best}: must be >= 1")
+
+
+def check_beam(args: argparse.Namespace, beam: int) -> None:
+    """``beam`` (``--beam``, else the run's ``decode.beam_size``) against
+    ``--max-beam`` and ``--n-best``."""
+    if beam > args.max_beam:
+        raise UserError(f"--beam {beam} is larger than --max-beam {args.max_beam}")
+    if args.n_best > beam:
+        raise UserError(f"--n-best {args.n_best} is larger than --beam {beam}")
 
 
 def import_server() -> Any:
@@ -632,39 +693,37 @@ def run_server(
 
 def serve_command(args: argparse.Namespace, load: Callable) -> int:
     """``seq2seq serve``: ``load(args)`` gives (model, tokenizer, decode settings,
-    device, amp dtype, config) as the CLI loads them for translate."""
+    device, amp dtype, config) as the CLI loads them for translate; it runs in
+    the decoding process (the server process never holds the model), or here
+    with ``--in-process``."""
     import_server()
     check_serve_arguments(args)
     limits = Limits(args.max_sentences, args.max_chars, args.max_beam)
-    model, tokenizer, decode, device, amp_dtype, _ = load(args)
-    beam = args.beam if args.beam is not None else decode.beam_size
-    alpha = args.alpha if args.alpha is not None else decode.length_penalty
-    if beam > limits.max_beam:
-        raise UserError(f"--beam {beam} is larger than --max-beam {limits.max_beam}")
-    if args.n_best > beam:
-        raise UserError(f"--n-best {args.n_best} is larger than --beam {beam}")
-    defaults = Settings(beam, float(alpha), args.n_best)
-    if args.threads is not None:
-        import torch
+    if args.beam is not None:  # before loading anything
+        check_beam(args, args.beam)
+    if args.in_process:
+        decoder, described = served_decoder(load, args)
+    else:
+        from seq2seq.decode_process import ProcessDecoder
 
-        torch.set_num_threads(args.threads)
-    decoder = model_decoder(
-        model, tokenizer, decode, device, amp_dtype, args.max_batch_sentences
-    )
-    decoder(["warm up"], defaults, False)  # the first search pays one-off costs
+        decoder = ProcessDecoder(served_decoder, load, args)
+        described = decoder.described
+    beam, alpha = described["beam"], described["alpha"]
+    defaults = Settings(beam, alpha, args.n_best)
     batcher = DynamicBatcher(decoder, args.max_batch_sentences, args.max_wait_ms / 1000)
     runs = [args.run, *args.ensemble]
     info = {
         "model": [str(Path(run).resolve()) for run in runs],
         "step": [checkpoint_step(run) for run in runs],
-        "device": str(device),
+        "device": described["device"],
         "amp": args.amp,
-        "threads": _torch_threads(),
-        "max_len_a": decode.max_len_a,
-        "max_len_b": decode.max_len_b,
+        "threads": described["threads"],
+        "decoding": "in-process" if args.in_process else f"process {decoder.pid}",
+        "max_len_a": described["max_len_a"],
+        "max_len_b": described["max_len_b"],
         "pid": os.getpid(),
     }
-    service = Service(batcher, tokenizer, defaults, limits, info)
+    service = Service(batcher, defaults, limits, info)
     sock = listening_socket(args.host, args.port)
 
     def ready(url: str) -> None:
@@ -679,15 +738,13 @@ def serve_command(args: argparse.Namespace, load: Callable) -> int:
             args.max_wait_ms,
         )
 
-    status = run_server(service, sock, args.access_log, ready)
+    try:
+        status = run_server(service, sock, args.access_log, ready)
+    finally:
+        if not args.in_process:
+            decoder.close()
     log.info("stopped: %d translate requests received", service.metrics.requests)
     return status
-
-
-def _torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
 
 
 def checkpoint_step(run: str | Path) -> int | None:

@@ -80,7 +80,7 @@ def make_service(loaded, max_wait_s: float = 0.0, **limits) -> tuple[Service, Sp
     spy = Spy(model_decoder(model, tokenizer, decode, torch.device("cpu"), None, 64))
     batcher = DynamicBatcher(spy, max_batch_sentences=64, max_wait_s=max_wait_s)
     info = {"model": ["tiny"], "step": [1]}
-    return Service(batcher, tokenizer, DEFAULTS, Limits(**limits), info), spy
+    return Service(batcher, DEFAULTS, Limits(**limits), info), spy
 
 
 @pytest.fixture
@@ -172,8 +172,8 @@ def test_a_sentence_decodes_the_same_batched_as_alone(loaded):
     for (sentences, settings), got in zip(jobs, results):
         for sentence, translation in zip(sentences, got):
             (alone,) = offline(loaded, [sentence], beam=settings.beam)
-            assert translation.text == alone.text
-            assert translation.score == pytest.approx(alone.score, abs=1e-5)
+            assert translation["text"] == alone.text
+            assert translation["score"] == pytest.approx(alone.score, abs=1e-5)
 
 
 def test_concurrent_http_requests_share_batches_and_keep_their_answers(loaded):
@@ -381,3 +381,85 @@ def test_sigterm_finishes_the_requests_in_flight_then_exits_0(run):
     assert response.status_code == 200
     assert response.json()["translations"][0]["text"]
     assert "stopped: 1 translate requests received" in process.stderr.read()
+
+
+# ---------------------------------------------------------------- the decoding process
+
+
+def _failing_decoder():
+    """A decoder for the decoding process that fails on ``boom`` (module level:
+    the child process imports it by name)."""
+
+    def decoder(sentences, settings, attention):
+        if "boom" in sentences:
+            raise ValueError("no\nboom")
+        return [{"text": s.upper(), "score": 0.0} for s in sentences]
+
+    return decoder, {"kind": "upper"}
+
+
+def test_the_decoding_process_answers_as_the_in_process_decoder(run, loaded):
+    from seq2seq.cli import build_parser, load_for_serving
+    from seq2seq.decode_process import ProcessDecoder
+    from seq2seq.serve import served_decoder
+
+    args = build_parser().parse_args(["serve", run, "--beam", "1"])
+    decoder = ProcessDecoder(served_decoder, load_for_serving, args)
+    try:
+        assert decoder.pid != os.getpid()
+        model, tokenizer, decode = loaded
+        here = model_decoder(model, tokenizer, decode, torch.device("cpu"), None, 64)
+        assert decoder.described["beam"] == 1 and decoder.described["device"] == "cpu"
+        for settings, attention in ((DEFAULTS, True), (Settings(3, 1.0, 2), False)):
+            got = decoder(SENTENCES, settings, attention)
+            want = here(SENTENCES, settings, attention)
+            assert [r["text"] for r in got] == [r["text"] for r in want]
+            assert [r["score"] for r in got] == pytest.approx(
+                [r["score"] for r in want]
+            )
+            assert ("attention" in got[0]) == attention
+    finally:
+        decoder.close()
+    assert not decoder._process.is_alive()
+
+
+def test_a_decoding_process_that_fails_or_dies_fails_one_batch_only():
+    from seq2seq.decode_process import ProcessDecoder
+
+    decoder = ProcessDecoder(_failing_decoder)
+    assert decoder.described == {"kind": "upper"}
+    try:
+        with pytest.raises(RuntimeError, match="^ValueError: no boom$"):
+            decoder(["a", "boom"], DEFAULTS, False)
+        assert decoder(["a"], DEFAULTS, False) == [{"text": "A", "score": 0.0}]
+        os.kill(decoder.pid, signal.SIGKILL)  # killed (say, out of memory)
+        with pytest.raises(RuntimeError, match="ended with signal 9 while decoding"):
+            decoder(["b"], DEFAULTS, False)
+        assert decoder.restarts == 1
+        assert decoder(["c"], DEFAULTS, False) == [{"text": "C", "score": 0.0}]
+    finally:
+        decoder.close()
+
+
+def test_load_test_script_runs_against_a_real_server(run, tmp_path):
+    """scripts/load_test.py end to end on a few requests, bad ones mixed in."""
+    source = tmp_path / "sentences.txt"
+    source.write_text("".join(f"{en}\n" for en, _ in PAIRS), encoding="utf-8")
+    process, url = start_server(run, "--beam", "1")
+    try:
+        report = tmp_path / "report.json"
+        done = subprocess.run(
+            [sys.executable, "scripts/load_test.py", url, "--input", str(source),
+             "--clients", "4", "--requests", "30", "--malformed", "0.3",
+             "--run", run, "--json", str(report)],
+            cwd=ROOT, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    result = json.loads(report.read_text(encoding="utf-8"))
+    assert result["requests"] == 30 and result["errors"] == 0
+    assert result["malformed_requests"] == result["malformed_answered_4xx"] > 0
+    offline = result["offline_translate"]
+    assert offline["identical_texts"] == offline["of"] > 0
