@@ -10,8 +10,9 @@ requests are bad ones (invalid JSON, invalid UTF-8, wrong types, an empty list, 
 unknown field, a beam out of range, too many sentences), each of which must get
 its 4xx with a one-line ``{"error": ...}``; every good one must get one
 translation per sentence. Reported: sentences/s, latency p50/p95/p99 of the good
-requests, errors, the server's RSS at start, end and peak (its pid from
-``/health``, or ``--server-pid``), and the server's ``/metrics``.
+requests, errors, the server's RSS at start, end and peak (the server process,
+its pid from ``/health`` or ``--server-pid``, plus its decoding process, if
+``/health`` names one), and the server's ``/metrics``.
 
 With ``--run RUN``, the same sentences are then decoded offline as ``seq2seq
 translate RUN --batch-size 64 --beam 1`` decodes them (the Translator, streamed in
@@ -161,7 +162,13 @@ async def send(client, url: str, planned: Planned) -> Outcome:
     return Outcome(200, seconds, ok, texts, "" if ok else "wrong count")
 
 
-async def load(args: argparse.Namespace, plan: list[Planned], pid: int | None) -> dict:
+def tree_rss(pids: list[int]) -> int | None:
+    """RSS of the server and its decoding process together (None: none left)."""
+    values = [v for v in map(rss_bytes, pids) if v]
+    return sum(values) if values else None
+
+
+async def load(args: argparse.Namespace, plan: list[Planned], pids: list[int]) -> dict:
     import httpx
 
     outcomes: list[Outcome | None] = [None] * len(plan)
@@ -178,7 +185,7 @@ async def load(args: argparse.Namespace, plan: list[Planned], pid: int | None) -
 
     async def sample_rss() -> None:
         while True:
-            value = rss_bytes(pid) if pid else None
+            value = tree_rss(pids)
             if value:
                 rss.append(value)
             await asyncio.sleep(1.0)
@@ -193,10 +200,9 @@ async def load(args: argparse.Namespace, plan: list[Planned], pid: int | None) -
         elapsed = time.perf_counter() - start
         sampler.cancel()
         metrics = (await client.get(f"{args.url}/metrics")).json()
-    if pid:
-        end = rss_bytes(pid)
-        if end:
-            rss.append(end)
+    end = tree_rss(pids)
+    if end:
+        rss.append(end)
     return {"outcomes": outcomes, "elapsed": elapsed, "rss": rss, "metrics": metrics}
 
 
@@ -275,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         health = httpx.get(f"{args.url}/health", timeout=30).json()
     except httpx.HTTPError as err:
         sys.exit(f"error: {args.url}/health: {err}")
-    pid = args.server_pid or health.get("pid")
+    pids = [args.server_pid or health.get("pid"), health.get("decoding_pid")]
+    pids = [pid for pid in pids if pid]
     beam = args.beam if args.beam is not None else health["defaults"]["beam"]
     plan = make_plan(
         lines,
@@ -287,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         args.beam,
         args.seed,
     )
-    result = asyncio.run(load(args, plan, pid))
+    result = asyncio.run(load(args, plan, pids))
     outcomes = result["outcomes"]
     sent = [(p, o) for p, o in zip(plan, outcomes) if o is not None]
     good = [(p, o) for p, o in sent if p.bad_kind is None]

@@ -265,6 +265,7 @@ class Metrics:
     def report(self, batcher: DynamicBatcher) -> dict:
         """The ``GET /metrics`` object (latencies in milliseconds)."""
         ordered = sorted(self.latencies)
+        decoding = getattr(batcher.decoder, "pid", None)  # a decoding process
         return {
             "requests": self.requests,
             "sentences": self.sentences,
@@ -287,6 +288,8 @@ class Metrics:
                 },
             },
             "rss_bytes": rss_bytes(),
+            "decoding_rss_bytes": rss_bytes(decoding) if decoding else None,
+            "decoding_restarts": getattr(batcher.decoder, "restarts", 0),
             "uptime_s": round(time.monotonic() - self.started, 1),
         }
 
@@ -376,6 +379,7 @@ def create_app(service: Service):
             {
                 "status": "ok",
                 **service.info,
+                "decoding_pid": getattr(service.batcher.decoder, "pid", None),
                 "defaults": asdict(service.defaults),
                 "limits": {
                     **asdict(service.limits),
@@ -718,7 +722,7 @@ def serve_command(args: argparse.Namespace, load: Callable) -> int:
         "device": described["device"],
         "amp": args.amp,
         "threads": described["threads"],
-        "decoding": "in-process" if args.in_process else f"process {decoder.pid}",
+        "decoding": "in-process" if args.in_process else "process",
         "max_len_a": described["max_len_a"],
         "max_len_b": described["max_len_b"],
         "pid": os.getpid(),

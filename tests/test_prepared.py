@@ -378,3 +378,24 @@ def test_sampled_lengths_use_a_process_per_core_on_large_corpora(monkeypatch):
     assert sampled.default_workers(sampled.PARALLEL_FROM) == 4
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # torchrun: two ranks share them
     assert sampled.default_workers(10**7) == 2
+
+
+def test_batch_plan_is_the_same_whatever_the_length_arrays_dtype():
+    """int32 indices and sort keys (half the memory of the plan at 29 M pairs)
+    give the plan of a sort on Python ints, also where a key needs 64 bits."""
+    rng = random.Random(3)
+    for longest in (60, 70_000):  # 70,001**2 does not fit an int32 key
+        src = [rng.randint(1, longest) for _ in range(2000)]
+        tgt = [rng.randint(1, longest) for _ in range(2000)]
+        plan = make_batches(
+            np.array(src, np.int32), np.array(tgt, np.int32), 8, None, True, 4
+        )
+        assert plan.order.dtype == np.int32
+        assert list(plan) == list(make_batches(src, tgt, 8, None, True, 4))
+        # the plan's order as int64 arrays made it (the code before int32)
+        order = np.random.Generator(np.random.PCG64(4)).permutation(2000)
+        s64, t64 = np.array(src, np.int64), np.array(tgt, np.int64)
+        key = s64[order] * (t64.max() + 1) + t64[order]
+        assert plan.order.tolist() == order[np.argsort(key, kind="stable")].tolist()
+        flat = [i for batch in make_batches(src, tgt, 8, None, False) for i in batch]
+        assert flat == sorted(range(2000), key=lambda i: (src[i], tgt[i]))

@@ -319,6 +319,7 @@ def test_metrics_count_requests_sentences_errors_and_latency(client):
     assert latency["window"] == 3
     assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"]
     assert metrics["rss_bytes"] > 10_000_000
+    assert metrics["decoding_rss_bytes"] is None  # decoding on a thread here
 
 
 def test_percentile_is_the_nearest_rank():
@@ -356,6 +357,9 @@ def test_sigterm_finishes_the_requests_in_flight_then_exits_0(run):
     try:
         health = httpx.get(f"{url}/health", timeout=30).json()
         assert health["pid"] == process.pid and health["step"][0] > 0
+        decoding = health["decoding_pid"]  # the model runs in a process of its own
+        assert health["decoding"] == "process" and decoding != process.pid
+        assert httpx.get(f"{url}/metrics").json()["decoding_rss_bytes"] > 10_000_000
         answers = []
         request = threading.Thread(
             target=lambda: answers.append(
@@ -381,6 +385,8 @@ def test_sigterm_finishes_the_requests_in_flight_then_exits_0(run):
     assert response.status_code == 200
     assert response.json()["translations"][0]["text"]
     assert "stopped: 1 translate requests received" in process.stderr.read()
+    with pytest.raises(ProcessLookupError):  # the decoding process ended too
+        os.kill(decoding, 0)
 
 
 # ---------------------------------------------------------------- the decoding process
