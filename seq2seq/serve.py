@@ -705,6 +705,7 @@ def serve_command(args: argparse.Namespace, load: Callable) -> int:
     limits = Limits(args.max_sentences, args.max_chars, args.max_beam)
     if args.beam is not None:  # before loading anything
         check_beam(args, args.beam)
+    sock = listening_socket(args.host, args.port)  # a port in use: said at once
     if args.in_process:
         decoder, described = served_decoder(load, args)
     else:
@@ -728,7 +729,6 @@ def serve_command(args: argparse.Namespace, load: Callable) -> int:
         "pid": os.getpid(),
     }
     service = Service(batcher, defaults, limits, info)
-    sock = listening_socket(args.host, args.port)
 
     def ready(url: str) -> None:
         log.info(

@@ -469,3 +469,22 @@ def test_load_test_script_runs_against_a_real_server(run, tmp_path):
     assert result["malformed_requests"] == result["malformed_answered_4xx"] > 0
     offline = result["offline_translate"]
     assert offline["identical_texts"] == offline["of"] > 0
+
+
+def test_a_port_in_use_is_a_one_line_error_before_the_model_loads(
+    run, capsys, monkeypatch
+):
+    import seq2seq.cli as cli
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    monkeypatch.setattr(cli, "load_for_serving", None)  # loading would fail
+    try:
+        assert main(["serve", run, "--port", str(port)]) == 2
+    finally:
+        taken.close()
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --host 127.0.0.1 --port {port}: cannot listen")
+    assert err.count("\n") == 1
