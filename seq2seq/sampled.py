@@ -8,7 +8,9 @@ the prepared split itself) and kept beside the split's arrays as
 ``sampled-KEY-epochE.npy`` ((2, pairs) int32), KEY naming everything a draw
 depends on (the tokenizer, alpha, n-best, seed, length limits). A restart, a
 ``--resume`` or ``train --dry-run`` in the same epoch reads the file back;
-``seq2seq data prepare`` draws epoch 0's ahead. Each file is written under a
+``seq2seq data prepare`` draws epoch 0's ahead. Processes that share the cache
+(the ranks of a torchrun) take turns on a lock file beside it: one draws, the
+others read what it wrote. Each file is written under a
 temporary name and renamed, so a killed run leaves none half written; a file
 that does not read back as (2, pairs) int32 is drawn again, with a log line
 saying why. The two newest epochs of a KEY are kept, older ones removed.
@@ -17,12 +19,15 @@ saying why. The two newest epochs of a KEY are kept, older ones removed.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
 import multiprocessing
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -76,8 +81,39 @@ def default_workers(pairs: int) -> int:
 def epoch_lengths(
     sampler: SubwordSampler, epoch: int, chunk: int, workers: int | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    pairs = len(sampler.data)
     path = stored_path(sampler, epoch)
+    if path is None:
+        return _read_or_draw(sampler, epoch, chunk, workers, None)
+    # Processes sharing the cache (torchrun's ranks, two runs of one config)
+    # take turns: the first draws and writes, the others then read its file.
+    with _locked(path.with_name(f".{path.stem}.lock")):
+        return _read_or_draw(sampler, epoch, chunk, workers, path)
+
+
+@contextlib.contextmanager
+def _locked(lock: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``lock`` (released by the kernel if the holder
+    dies); no lock where the file cannot be opened (a read-only cache)."""
+    try:
+        handle = open(lock, "a+b")  # noqa: SIM115  (closed below)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        handle.close()  # releases the lock
+
+
+def _read_or_draw(
+    sampler: SubwordSampler,
+    epoch: int,
+    chunk: int,
+    workers: int | None,
+    path: Path | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    pairs = len(sampler.data)
     why = "not drawn before"
     if path is not None and path.exists():
         stored, why = _read(path, pairs)
@@ -151,6 +187,7 @@ def _write(path: Path, lengths: np.ndarray) -> bool:
         other = old.stem.rpartition("-epoch")[2]
         if other.isdigit() and int(other) <= int(epoch) - KEEP_EPOCHS:
             old.unlink(missing_ok=True)
+            old.with_name(f".{old.stem}.lock").unlink(missing_ok=True)
     return True
 
 

@@ -399,3 +399,36 @@ def test_batch_plan_is_the_same_whatever_the_length_arrays_dtype():
         assert plan.order.tolist() == order[np.argsort(key, kind="stable")].tolist()
         flat = [i for batch in make_batches(src, tgt, 8, None, False) for i in batch]
         assert flat == sorted(range(2000), key=lambda i: (src[i], tgt[i]))
+
+
+def test_processes_sharing_the_cache_draw_an_epoch_once(tmp_path, corpus, monkeypatch):
+    """Two samplers (two ranks) asking for the same epoch at once: one draws, the
+    other waits on the lock and reads what it wrote."""
+    import threading
+    import time
+
+    from seq2seq import sampled
+
+    sampler = _prepared_sampler(tmp_path, corpus)
+    other = SubwordSampler(sampler.tokenizer, sampler.data, 0.5, 8, 5)
+    draws = []
+    real = sampled._draw
+
+    def slow_draw(*args):
+        draws.append(1)
+        time.sleep(0.5)  # long enough for the other to ask meanwhile
+        return real(*args)
+
+    monkeypatch.setattr(sampled, "_draw", slow_draw)
+    results = {}
+    threads = [
+        threading.Thread(target=lambda s=s: results.__setitem__(s, s.lengths(4)))
+        for s in (sampler, other)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(draws) == 1
+    assert {s.lengths_note.split()[0] for s in (sampler, other)} == {"drawn", "read"}
+    assert results[sampler][0].tolist() == results[other][0].tolist()
