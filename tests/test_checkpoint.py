@@ -51,6 +51,8 @@ class _RunsCode:
         return (os.system, ("touch pwned",))
 
 
+# the crafted file is a plain pickle (protocol 4), which torch.load notes
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_a_checkpoint_carrying_code_is_refused_and_runs_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "evil.pt"
