@@ -554,8 +554,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def load_for_serving(args: argparse.Namespace):
-    """What ``serve`` decodes with (module level: the decoding process calls it)."""
-    _check_decoding_arguments(args)
+    """What ``serve`` decodes with (module level: the decoding process calls it;
+    ``cmd_serve`` checked the decoding arguments already)."""
     return _load_for_decoding(args)
 
 

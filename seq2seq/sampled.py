@@ -71,7 +71,9 @@ def stored_path(sampler: SubwordSampler, epoch: int) -> Path | None:
 
 def default_workers(pairs: int) -> int:
     """One process per core (at most 8) from :data:`PARALLEL_FROM` pairs on;
-    under torchrun the cores are shared among the node's ranks, which all draw."""
+    under torchrun, the node's cores divided by its ranks (conservative since
+    ranks sharing a cache take turns on its lock: one draws while the others
+    wait)."""
     if pairs < PARALLEL_FROM:
         return 1
     ranks = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
